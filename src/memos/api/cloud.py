@@ -1,0 +1,44 @@
+"""Cloud-dialect routes: every endpoint is a POST with a JSON body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from memos.api.deps import cloud_ok, service
+from memos.service import MemoryService
+from memos.wire import cloud
+
+router = APIRouter(tags=["cloud"])
+Svc = Depends(service)
+
+
+@router.post("/add/message", operation_id="add_message")
+def add_message(req: cloud.AddMessageRequest, svc: MemoryService = Svc) -> dict[str, Any]:
+    return cloud_ok(cloud.add_message(svc, req))
+
+
+@router.post("/search/memory", operation_id="search_memory")
+def search_memory(req: cloud.SearchMemoryRequest, svc: MemoryService = Svc) -> dict[str, Any]:
+    return cloud_ok(cloud.search_memory(svc, req))
+
+
+@router.post("/get/memory", operation_id="get_memory")
+def get_memory(req: cloud.GetMemoryRequest, svc: MemoryService = Svc) -> dict[str, Any]:
+    return cloud_ok(cloud.get_memory(svc, req))
+
+
+@router.post("/delete/memory", operation_id="delete_memory")
+def delete_memory(req: cloud.DeleteMemoryRequest, svc: MemoryService = Svc) -> dict[str, Any]:
+    return cloud_ok(cloud.delete_memory(svc, req))
+
+
+@router.post("/get/message", operation_id="get_message")
+def get_message(req: cloud.GetMessageRequest, svc: MemoryService = Svc) -> dict[str, Any]:
+    return cloud_ok(cloud.get_message(svc, req))
+
+
+@router.post("/get/status", operation_id="get_status")
+def get_status(req: cloud.GetStatusRequest, svc: MemoryService = Svc) -> dict[str, Any]:
+    return cloud_ok(cloud.get_status(svc, req))

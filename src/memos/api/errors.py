@@ -1,0 +1,67 @@
+"""Render every error, in one place, in the envelope of the dialect served.
+
+Cloud paths answer ``{code: <MemOS error code>, message, data}``; ``/product``
+paths answer ``{code: <HTTP status>, message, data: {error_code}}``. Request
+bodies that fail to parse are 40000 (40002 when a required field is missing);
+anything unexpected is logged with its traceback and answered 50000 without
+internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from memos.errors import MemosError
+
+logger = logging.getLogger(__name__)
+
+
+def is_product(request: Request) -> bool:
+    return request.url.path.startswith("/product") or request.url.path == "/health"
+
+
+def envelope(request: Request, status: int, code: int, message: str, data: Any = None
+             ) -> JSONResponse:
+    if is_product(request):
+        body = {"code": status, "message": message, "data": {"error_code": code, "detail": data}}
+    else:
+        body = {"code": code, "message": message, "data": data}
+    return JSONResponse(body, status_code=status)
+
+
+def _describe(errors: list[Any]) -> tuple[int, str]:
+    first = errors[0] if errors else {}
+    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        return 40000, "request body is not valid JSON"
+    if kind == "missing":
+        return 40002, f"{loc} is required"
+    return 40000, f"invalid value for {loc}: {first.get('msg', 'invalid')}"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(MemosError)
+    async def _memos(request: Request, exc: MemosError) -> JSONResponse:
+        return envelope(request, exc.http_status, exc.code, exc.message, exc.data)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        code, message = _describe(list(exc.errors()))
+        return envelope(request, 400, code, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = 40001 if exc.status_code == 404 else 40000
+        return envelope(request, exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return envelope(request, 500, 50000, "internal server error; see the server log")

@@ -1,0 +1,175 @@
+"""Memories, messages and the scope that isolates them.
+
+These pydantic models are the vocabulary of the service layer and the store
+port. Wire formats (the cloud and ``/product`` dialects) are rendered from them
+in ``memos.api``; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class MemoryType(StrEnum):
+    WORKING = "WorkingMemory"
+    LONG_TERM = "LongTermMemory"
+    USER = "UserMemory"
+
+
+class MemoryStatus(StrEnum):
+    ACTIVATED = "activated"
+    ARCHIVED = "archived"
+    DELETED = "deleted"
+
+
+class MemoryMode(StrEnum):
+    FAST = "fast"
+    FINE = "fine"
+
+
+class EdgeKind(StrEnum):
+    VERSION_OF = "version-of"
+    MERGED_INTO = "merged-into"
+    DERIVED_FROM = "derived-from"
+    RELATED_TO = "related-to"
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+class Scope(BaseModel):
+    """Who owns the data a call touches.
+
+    ``cube_id`` is the hard partition (the cloud dialect uses the user id as the
+    cube); ``agent_id``/``app_id`` narrow within it when given. The store refuses
+    to build a query without a scope.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    cube_id: str
+    agent_id: str | None = None
+    app_id: str | None = None
+
+    @classmethod
+    def for_user(cls, user_id: str, **kw: str | None) -> Scope:
+        return cls(user_id=user_id, cube_id=user_id, **kw)
+
+
+class Source(BaseModel):
+    """A message a memory was derived from (provenance)."""
+
+    type: str = "chat"
+    message_id: str | None = None
+    role: str | None = None
+    chat_time: str | None = None
+    content: str = ""
+
+
+class Message(BaseModel):
+    """A raw message as stored, so ``/get/message`` can return it verbatim."""
+
+    id: str = Field(default_factory=new_id)
+    message_id: str | None = None
+    user_id: str
+    cube_id: str
+    conversation_id: str | None = None
+    agent_id: str | None = None
+    app_id: str | None = None
+    role: Role
+    content: str
+    parts: list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    chat_time: str | None = None
+    event_time: datetime | None = None
+    create_time: datetime = Field(default_factory=utcnow)
+    update_time: datetime = Field(default_factory=utcnow)
+
+
+class MemoryItem(BaseModel):
+    """One memory: a titled text with provenance, scope and lifecycle."""
+
+    id: str = Field(default_factory=new_id)
+    user_id: str
+    cube_id: str
+    agent_id: str | None = None
+    app_id: str | None = None
+    conversation_id: str | None = None
+    memory_type: MemoryType = MemoryType.LONG_TERM
+    key: str = ""
+    value: str
+    tags: list[str] = Field(default_factory=list)
+    info: dict[str, Any] = Field(default_factory=dict)
+    status: MemoryStatus = MemoryStatus.ACTIVATED
+    confidence: float = 0.99
+    sources: list[Source] = Field(default_factory=list)
+    mode: MemoryMode = MemoryMode.FAST
+    version: int = 1
+    event_time: datetime | None = None
+    create_time: datetime = Field(default_factory=utcnow)
+    update_time: datetime = Field(default_factory=utcnow)
+
+
+class MemoryVersion(BaseModel):
+    """An earlier value of a memory, kept when it changes."""
+
+    memory_id: str
+    version: int
+    key: str
+    value: str
+    tags: list[str]
+    info: dict[str, Any]
+    status: MemoryStatus
+    update_time: datetime
+
+
+class Edge(BaseModel):
+    src_id: str
+    dst_id: str
+    kind: EdgeKind
+    create_time: datetime = Field(default_factory=utcnow)
+
+
+class ScoredMemory(BaseModel):
+    """A search hit: the memory and its relevance in 0..1."""
+
+    memory: MemoryItem
+    relativity: float
+    score: float = 0.0
+
+
+class Page(BaseModel):
+    items: list[MemoryItem]
+    total: int
+
+
+class MessageInput(BaseModel):
+    """A message as a client sends it (OpenAI chat format plus MemOS extras)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+    chat_time: str | int | float | None = None
+    message_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None

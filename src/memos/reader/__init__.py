@@ -1,0 +1,1 @@
+"""Readers turn raw messages into memory items (fast: no model; fine: LLM)."""

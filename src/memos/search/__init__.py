@@ -1,0 +1,1 @@
+"""Retrieval: hybrid vector + BM25 search with fusion, scoring and dedup."""

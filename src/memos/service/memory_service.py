@@ -1,0 +1,334 @@
+"""MemoryService: add, search, list, get, delete, messages and task status.
+
+Every face calls these methods; they validate input, resolve the caller's
+scope (a user may only touch cubes they own) and drive the reader, embedder,
+store and searcher. Nothing here knows about HTTP or wire formats.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from memos.domain.filters import parse_filter
+from memos.domain.models import (
+    MemoryItem,
+    MemoryStatus,
+    Message,
+    MessageInput,
+    Page,
+    Role,
+    Scope,
+    ScoredMemory,
+    new_id,
+)
+from memos.embedders import build_embedder
+from memos.embedders.base import Embedder
+from memos.errors import (
+    ConfigError,
+    EmptyField,
+    InvalidParameter,
+    MemoryNotFound,
+    MissingField,
+    NotFound,
+    PermissionDenied,
+    TaskNotFound,
+    UserNotFound,
+)
+from memos.reader.fast import FastReader
+from memos.search.hybrid import HybridSearcher
+from memos.service import validation as v
+from memos.settings import Settings
+from memos.store.base import MemoryStore
+from memos.store.sqlite import SQLiteStore
+from memos.text.timeparse import parse_chat_time
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AddResult:
+    task_id: str
+    status: str
+    memory_ids: list[str] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+
+
+class MemoryService:
+    def __init__(self, settings: Settings, store: MemoryStore, embedder: Embedder) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.limits = settings.limits
+        self.reader = FastReader(settings.reader.chat_window_max_tokens)
+        self.searcher = HybridSearcher(store, embedder, settings.search)
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> MemoryService:
+        """Build the embedded default: SQLite under ``data_dir`` and the configured embedder."""
+        embedder = embedder or build_embedder(settings.embedder)
+        store = SQLiteStore(settings.db_path, embed_model=embedder.name)
+        recorded = store.get_meta("embed_model")
+        if recorded is None:
+            store.set_meta("embed_model", embedder.name)
+        elif recorded != embedder.name:
+            store.close()
+            raise ConfigError(
+                f"{settings.data_dir} was built with embedder {recorded!r} but "
+                f"{embedder.name!r} is configured; use the same embedder or a new --data-dir"
+            )
+        return cls(settings, store, embedder)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ----------------------------------------------------------------- scopes
+    def _scope(
+        self,
+        user_id: str | None,
+        cube_id: str | None = None,
+        *,
+        agent_id: str | None = None,
+        app_id: str | None = None,
+        create: bool = False,
+    ) -> Scope:
+        user = v.require_id(user_id, "user_id", self.limits)
+        cube = v.optional_id(cube_id, "cube_id", self.limits) or user
+        scope = Scope(
+            user_id=user,
+            cube_id=cube,
+            agent_id=v.optional_id(agent_id, "agent_id", self.limits),
+            app_id=v.optional_id(app_id, "app_id", self.limits),
+        )
+        if create:
+            self.store.claim_cube(user, cube)
+        else:
+            owner = self.store.cube_owner(cube)
+            if owner is not None and owner != user:
+                raise PermissionDenied(f"cube {cube!r} belongs to another user")
+        return scope
+
+    def readable_scopes(self, user_id: str | None, cube_ids: Sequence[str] | None) -> list[Scope]:
+        cubes = list(dict.fromkeys(cube_ids or [])) or [None]
+        return [self._scope(user_id, c) for c in cubes]  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------- add
+    def add(
+        self,
+        *,
+        user_id: str | None,
+        messages: list[MessageInput] | None,
+        conversation_id: str | None = None,
+        cube_id: str | None = None,
+        agent_id: str | None = None,
+        app_id: str | None = None,
+        tags: Sequence[str] | None = None,
+        info: dict[str, Any] | None = None,
+        require_conversation: bool = False,
+    ) -> AddResult:
+        """Store messages and make their memories searchable before returning."""
+        started = time.perf_counter()
+        if require_conversation:
+            conversation_id = v.require_id(conversation_id, "conversation_id", self.limits)
+        else:
+            conversation_id = v.optional_id(conversation_id, "conversation_id", self.limits)
+        texts = v.check_messages(messages, self.limits)
+        assert messages is not None
+        if tags is not None and (
+            not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
+        ):
+            raise InvalidParameter("tags must be an array of strings")
+        scope = self._scope(user_id, cube_id, agent_id=agent_id, app_id=app_id, create=True)
+        stored = [
+            self._to_message(scope, conversation_id, msg, text)
+            for msg, text in zip(messages, texts, strict=True)
+        ]
+        items = self.reader.read(scope, stored, tags=tags or [], info=info)
+        vectors = (
+            self.embedder.embed([f"{m.value}" for m in items])
+            if items
+            else np.zeros((0, 1), np.float32)
+        )
+        self.store.ingest(scope, stored, items, vectors)
+        task_id = new_id()
+        self.store.put_task(scope, task_id, "completed")
+        logger.info(
+            "added %d messages -> %d memories for cube %s in %.1f ms",
+            len(stored),
+            len(items),
+            scope.cube_id,
+            (time.perf_counter() - started) * 1000,
+        )
+        return AddResult(
+            task_id=task_id,
+            status="completed",
+            memory_ids=[m.id for m in items],
+            message_ids=[m.message_id or m.id for m in stored],
+        )
+
+    @staticmethod
+    def _to_message(
+        scope: Scope, conversation_id: str | None, msg: MessageInput, text: str
+    ) -> Message:
+        chat_time = None if msg.chat_time is None else str(msg.chat_time)
+        return Message(
+            message_id=msg.message_id,
+            user_id=scope.user_id,
+            cube_id=scope.cube_id,
+            conversation_id=conversation_id,
+            agent_id=scope.agent_id,
+            app_id=scope.app_id,
+            role=Role(msg.role),
+            content=text,
+            parts=msg.content if isinstance(msg.content, list) else None,
+            tool_calls=msg.tool_calls,
+            tool_call_id=msg.tool_call_id,
+            chat_time=chat_time,
+            event_time=parse_chat_time(msg.chat_time),
+        )
+
+    # ---------------------------------------------------------------- search
+    def search(
+        self,
+        *,
+        user_id: str | None,
+        query: str | None,
+        cube_ids: Sequence[str] | None = None,
+        filter: Any = None,
+        limit: int | None = None,
+        relativity: float | None = None,
+        conversation_id: str | None = None,
+        max_limit: int | None = None,
+    ) -> list[ScoredMemory]:
+        q = v.check_query(query, self.limits)
+        cap = max_limit or self.limits.max_memory_limit
+        n = v.check_limit(limit, "memory_limit_number", 9, cap)
+        threshold = v.check_relativity(relativity, self.settings.search.default_relativity)
+        conv = v.optional_id(conversation_id, "conversation_id", self.limits)
+        flt = parse_filter(filter)
+        scopes = self.readable_scopes(user_id, cube_ids)
+        personal = flt.personal if flt else None
+        qvec = self.searcher.embed_query(q)
+        hits: list[ScoredMemory] = []
+        for scope in scopes:
+            hits.extend(
+                self.searcher.search(
+                    scope,
+                    q,
+                    qvec=qvec,
+                    limit=n,
+                    relativity=threshold,
+                    flt=personal,
+                    conversation_id=conv,
+                )
+            )
+        if len(scopes) > 1:
+            hits.sort(key=lambda h: -h.score)
+        return hits[:n]
+
+    # ------------------------------------------------------------------ reads
+    def list(
+        self,
+        *,
+        user_id: str | None,
+        cube_id: str | None = None,
+        page: int | None = None,
+        size: int | None = None,
+        filter: Any = None,
+    ) -> Page:
+        scope = self._scope(user_id, cube_id)
+        number = v.check_limit(page, "page", 1, 10**9)
+        per = v.check_limit(size, "size", 10, self.limits.max_page_size)
+        flt = parse_filter(filter)
+        return self.store.list_memories(
+            scope, flt.personal if flt else None, offset=(number - 1) * per, limit=per
+        )
+
+    def get(self, *, user_id: str | None, memory_id: str, cube_ids: Sequence[str] | None = None
+            ) -> MemoryItem:
+        if not memory_id or len(memory_id) > self.limits.max_id_chars:
+            raise InvalidParameter("memory_id must be 1 to 100 characters")
+        for scope in self.readable_scopes(user_id, cube_ids):
+            found = self.store.get_memories(scope, [memory_id])
+            if found:
+                return found[0]
+        raise NotFound(f"memory {memory_id!r} not found")
+
+    def messages(
+        self,
+        *,
+        user_id: str | None,
+        conversation_id: str | None,
+        limit: int | None = None,
+        require_conversation: bool = True,
+    ) -> list[Message]:
+        scope = self._scope(user_id)
+        if require_conversation:
+            conv: str | None = v.require_id(conversation_id, "conversation_id", self.limits)
+        else:
+            conv = v.optional_id(conversation_id, "conversation_id", self.limits)
+        n = v.check_limit(limit, "message_limit_number", 6, self.limits.max_message_limit)
+        return self.store.list_messages(scope, conv, limit=n)
+
+    def history(self, *, user_id: str | None, memory_id: str) -> list[dict[str, Any]]:
+        scope = self._scope(user_id)
+        return [ver.model_dump(mode="json") for ver in self.store.history(scope, memory_id)]
+
+    # ---------------------------------------------------------------- delete
+    def delete_memories(
+        self,
+        *,
+        user_id: str | None,
+        memory_ids: Sequence[str] | None,
+        cube_ids: Sequence[str] | None = None,
+    ) -> int:
+        """Delete memories by id within the user's cubes; all or nothing.
+
+        An id outside the caller's scope reads as missing (40307), so the
+        answer never reveals another tenant's memories.
+        """
+        if memory_ids is None:
+            raise MissingField("memory_ids is required")
+        if not memory_ids:
+            raise EmptyField("memory_ids cannot be empty")
+        if not all(isinstance(i, str) and 0 < len(i) <= 100 for i in memory_ids):
+            raise InvalidParameter("memory_ids must be strings of 1 to 100 characters")
+        scopes = self.readable_scopes(user_id, cube_ids)
+        wanted = list(dict.fromkeys(memory_ids))
+        owner: dict[str, Scope] = {}
+        for scope in scopes:
+            for item in self.store.get_memories(scope, wanted):
+                owner[item.id] = scope
+        missing = [i for i in wanted if i not in owner]
+        if missing:
+            raise MemoryNotFound(f"memories not found: {missing[:5]}", data={"missing": missing})
+        deleted = 0
+        for scope in scopes:
+            ids = [i for i, s in owner.items() if s == scope]
+            if ids:
+                deleted += self.store.set_status(scope, ids, MemoryStatus.DELETED)
+        return deleted
+
+    def delete_all(self, *, user_id: str | None, cube_id: str | None = None) -> int:
+        """Delete every live memory of a user's cube (messages are kept)."""
+        scope = self._scope(user_id, cube_id)
+        if self.store.cube_owner(scope.cube_id) is None:
+            raise UserNotFound(f"user {scope.user_id!r} has no memories")
+        return self.store.delete_scope(scope)
+
+    # ------------------------------------------------------------------ tasks
+    def task_status(self, task_id: str | None, user_id: str | None = None) -> str:
+        if not task_id:
+            raise InvalidParameter("task_id is required")
+        found = self.store.get_task(task_id)
+        if found is None:
+            raise TaskNotFound(f"task {task_id!r} not found")
+        cube, status, _ = found
+        if user_id is not None and self.store.cube_owner(cube) not in (None, user_id):
+            raise TaskNotFound(f"task {task_id!r} not found")
+        return status

@@ -1,0 +1,154 @@
+"""Ordered, named migrations; each runs in the transaction that records it."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(name: str) -> Callable[[Migration], Migration]:
+    def register(fn: Migration) -> Migration:
+        MIGRATIONS.append((name, fn))
+        return fn
+
+    return register
+
+
+@migration("0001_core")
+def _core(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE cubes (
+            cube_id TEXT PRIMARY KEY,
+            owner_id TEXT NOT NULL,
+            create_time REAL NOT NULL
+        );
+        CREATE TABLE cube_state (
+            cube_id TEXT PRIMARY KEY,
+            generation INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE memories (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            cube_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            agent_id TEXT,
+            app_id TEXT,
+            conversation_id TEXT,
+            memory_type TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            tags TEXT NOT NULL DEFAULT '[]',
+            info TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            sources TEXT NOT NULL DEFAULT '[]',
+            mode TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            event_time REAL,
+            create_time REAL NOT NULL,
+            update_time REAL NOT NULL
+        );
+        CREATE INDEX memories_scope ON memories (cube_id, status, rowid);
+        CREATE INDEX memories_conv ON memories (cube_id, conversation_id);
+        CREATE TABLE memory_vectors (
+            rowid INTEGER PRIMARY KEY,
+            cube_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            vec BLOB NOT NULL
+        );
+        CREATE INDEX memory_vectors_cube ON memory_vectors (cube_id, rowid);
+        CREATE TABLE memory_versions (
+            memory_id TEXT NOT NULL,
+            cube_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            info TEXT NOT NULL,
+            status TEXT NOT NULL,
+            update_time REAL NOT NULL,
+            PRIMARY KEY (memory_id, version)
+        );
+        CREATE TABLE edges (
+            cube_id TEXT NOT NULL,
+            src_id TEXT NOT NULL,
+            dst_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            create_time REAL NOT NULL,
+            PRIMARY KEY (src_id, dst_id, kind)
+        );
+        CREATE INDEX edges_dst ON edges (dst_id);
+        CREATE TABLE messages (
+            rowid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            message_id TEXT,
+            cube_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            conversation_id TEXT,
+            agent_id TEXT,
+            app_id TEXT,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            parts TEXT,
+            tool_calls TEXT,
+            tool_call_id TEXT,
+            chat_time TEXT,
+            event_time REAL,
+            create_time REAL NOT NULL,
+            update_time REAL NOT NULL
+        );
+        CREATE INDEX messages_conv ON messages (cube_id, conversation_id, rowid);
+        CREATE TABLE tasks (
+            task_id TEXT PRIMARY KEY,
+            cube_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            create_time REAL NOT NULL,
+            update_time REAL NOT NULL
+        );
+        CREATE VIRTUAL TABLE memory_fts USING fts5(
+            tenant, body, tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        """
+    )
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() would COMMIT the surrounding migration transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations; returns the names applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
+    applied: list[str] = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fn(conn)
+            conn.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

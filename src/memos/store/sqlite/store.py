@@ -1,0 +1,601 @@
+"""SQLite adapter of the storage port.
+
+One writer connection behind a lock (every write is one ``BEGIN IMMEDIATE``
+transaction), one reader connection per thread, WAL so readers never block the
+writer. Vectors live in ``memory_vectors`` and are served from an in-memory
+per-cube matrix (see ``vector_index``); BM25 comes from FTS5, with a per-cube
+token in its own column so a match never leaves the tenant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memos.domain.filters import Node
+from memos.domain.models import (
+    Edge,
+    EdgeKind,
+    MemoryItem,
+    MemoryStatus,
+    MemoryVersion,
+    Message,
+    Page,
+    Scope,
+)
+from memos.embedders.base import Vectors
+from memos.errors import MemoryNotFound, PermissionDenied, StoreError
+from memos.store.base import VectorHit
+from memos.store.sqlite import rows
+from memos.store.sqlite.filters import compile_filter
+from memos.store.sqlite.schema import apply_migrations
+from memos.store.sqlite.vector_index import CubeVectors
+from memos.text.tokens import index_text, query_terms
+
+logger = logging.getLogger(__name__)
+
+LIVE = MemoryStatus.ACTIVATED.value
+
+
+def tenant_token(cube_id: str) -> str:
+    return "t" + hashlib.sha1(cube_id.encode("utf-8")).hexdigest()[:24]
+
+
+def _scope_sql(scope: Scope, params: list[Any], alias: str = "m") -> str:
+    params.append(scope.cube_id)
+    sql = f"{alias}.cube_id = ?"
+    if scope.agent_id is not None:
+        params.append(scope.agent_id)
+        sql += f" AND {alias}.agent_id = ?"
+    if scope.app_id is not None:
+        params.append(scope.app_id)
+        sql += f" AND {alias}.app_id = ?"
+    return sql
+
+
+@contextmanager
+def _translate(action: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        logger.error("sqlite failed while %s: %s", action, exc)
+        raise StoreError(f"storage failed while {action}: {exc}") from exc
+
+
+class SQLiteStore:
+    """The embedded default store (one file, no server)."""
+
+    def __init__(self, path: Path | str, *, embed_model: str = "unknown") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.embed_model = embed_model
+        self._local = threading.local()
+        self._wlock = threading.Lock()
+        self._cubes: dict[str, CubeVectors] = {}
+        self._cubes_lock = threading.Lock()
+        with _translate("opening the database"):
+            self._writer = self._connect()
+            self._writer.execute("PRAGMA journal_mode=WAL")
+            apply_migrations(self._writer)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._wlock, _translate(action):
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._wlock:
+            self._writer.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ------------------------------------------------------------ meta / cubes
+    def get_meta(self, key: str) -> str | None:
+        with _translate("reading metadata"):
+            row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx("writing metadata") as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def cube_owner(self, cube_id: str) -> str | None:
+        with _translate("reading a cube"):
+            row = (
+                self._reader()
+                .execute("SELECT owner_id FROM cubes WHERE cube_id = ?", (cube_id,))
+                .fetchone()
+            )
+        return None if row is None else str(row[0])
+
+    def claim_cube(self, user_id: str, cube_id: str) -> None:
+        owner = self.cube_owner(cube_id)
+        if owner is None:
+            with self._tx("creating a cube") as conn:
+                conn.execute(
+                    "INSERT OR IGNORE INTO cubes (cube_id, owner_id, create_time) VALUES (?, ?, ?)",
+                    (cube_id, user_id, time.time()),
+                )
+            owner = self.cube_owner(cube_id)
+        if owner != user_id:
+            raise PermissionDenied(f"cube {cube_id!r} belongs to another user")
+
+    # ------------------------------------------------------------------ writes
+    def _bump(self, conn: sqlite3.Connection, cube_id: str) -> int:
+        row = conn.execute(
+            "INSERT INTO cube_state (cube_id, generation) VALUES (?, 1) "
+            "ON CONFLICT (cube_id) DO UPDATE SET generation = generation + 1 "
+            "RETURNING generation",
+            (cube_id,),
+        ).fetchone()
+        return int(row[0])
+
+    def _after_write(self, cube_id: str, generation: int) -> CubeVectors | None:
+        """The cache to patch for a write that produced ``generation``, if still in step."""
+        with self._cubes_lock:
+            cache = self._cubes.get(cube_id)
+            if cache is None:
+                return None
+            if cache.generation != generation - 1:
+                del self._cubes[cube_id]
+                return None
+            cache.generation = generation
+            return cache
+
+    def ingest(
+        self,
+        scope: Scope,
+        messages: Sequence[Message],
+        memories: Sequence[MemoryItem],
+        vectors: Vectors,
+    ) -> None:
+        if len(memories) != len(vectors):
+            raise ValueError("one vector per memory is required")
+        token = tenant_token(scope.cube_id)
+        rowids: list[int] = []
+        with self._tx("adding messages and memories") as conn:
+            conn.executemany(
+                f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}) VALUES ({_marks(16)})",
+                [rows.message_params(m) for m in messages],
+            )
+            for item, vec in zip(memories, vectors, strict=True):
+                self._check_owned(scope, item)
+                cur = conn.execute(
+                    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) VALUES ({_marks(19)})",
+                    rows.memory_params(item),
+                )
+                rowid = int(cur.lastrowid or 0)
+                rowids.append(rowid)
+                conn.execute(
+                    "INSERT INTO memory_vectors (rowid, cube_id, model, vec) VALUES (?, ?, ?, ?)",
+                    (rowid, scope.cube_id, self.embed_model, _blob(vec)),
+                )
+                conn.execute(
+                    "INSERT INTO memory_fts (rowid, tenant, body) VALUES (?, ?, ?)",
+                    (rowid, token, index_text(f"{item.key}\n{item.value}")),
+                )
+            generation = self._bump(conn, scope.cube_id) if memories else -1
+        if memories:
+            cache = self._after_write(scope.cube_id, generation)
+            if cache is not None:
+                cache.append(rowids, np.asarray(vectors, np.float32))
+
+    @staticmethod
+    def _check_owned(scope: Scope, item: MemoryItem) -> None:
+        if item.cube_id != scope.cube_id:
+            raise PermissionDenied("a memory must be written into the scope's own cube")
+
+    def update_memory(
+        self,
+        scope: Scope,
+        memory_id: str,
+        changes: dict[str, Any],
+        vector: Vectors | None = None,
+    ) -> MemoryItem:
+        allowed = {"key", "value", "tags", "info", "confidence", "memory_type", "status"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot update fields {sorted(unknown)}")
+        with self._tx("updating a memory") as conn:
+            params: list[Any] = [memory_id]
+            row = conn.execute(
+                f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
+                f"WHERE m.id = ? AND {_scope_sql(scope, params)}",
+                params,
+            ).fetchone()
+            if row is None:
+                raise MemoryNotFound(f"memory {memory_id!r} not found")
+            rowid, old = int(row[0]), rows.memory_from_row(row[1:])
+            self._archive_version(conn, old)
+            new = old.model_copy(update=changes)
+            new.version = old.version + 1
+            new.update_time = rows.dt(time.time()) or new.update_time
+            conn.execute(
+                "UPDATE memories SET key = ?, value = ?, tags = ?, info = ?, confidence = ?, "
+                "memory_type = ?, status = ?, version = ?, update_time = ? WHERE rowid = ?",
+                (
+                    new.key,
+                    new.value,
+                    json.dumps(new.tags, ensure_ascii=False),
+                    json.dumps(new.info, ensure_ascii=False),
+                    new.confidence,
+                    str(new.memory_type),
+                    str(new.status),
+                    new.version,
+                    rows.ts(new.update_time),
+                    rowid,
+                ),
+            )
+            if vector is not None:
+                conn.execute(
+                    "UPDATE memory_vectors SET vec = ?, model = ? WHERE rowid = ?",
+                    (_blob(vector), self.embed_model, rowid),
+                )
+            if "key" in changes or "value" in changes:
+                conn.execute(
+                    "UPDATE memory_fts SET body = ? WHERE rowid = ?",
+                    (index_text(f"{new.key}\n{new.value}"), rowid),
+                )
+            generation = self._bump(conn, scope.cube_id)
+        cache = self._after_write(scope.cube_id, generation)
+        if cache is not None:
+            if new.status != MemoryStatus.ACTIVATED:
+                cache.remove([rowid])
+            elif old.status != MemoryStatus.ACTIVATED:
+                self._drop_cache(scope.cube_id)
+            elif vector is not None:
+                cache.replace(rowid, np.asarray(vector, np.float32))
+        return new
+
+    def _archive_version(self, conn: sqlite3.Connection, old: MemoryItem) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO memory_versions (memory_id, cube_id, version, key, value, "
+            "tags, info, status, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                old.id,
+                old.cube_id,
+                old.version,
+                old.key,
+                old.value,
+                json.dumps(old.tags, ensure_ascii=False),
+                json.dumps(old.info, ensure_ascii=False),
+                str(old.status),
+                rows.ts(old.update_time),
+            ),
+        )
+
+    def set_status(self, scope: Scope, memory_ids: Sequence[str], status: MemoryStatus) -> int:
+        if not memory_ids:
+            return 0
+        now = time.time()
+        with self._tx("changing memory status") as conn:
+            params: list[Any] = list(memory_ids)
+            found = conn.execute(
+                f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
+                f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {_scope_sql(scope, params)} "
+                "AND m.status != ?",
+                [*params, str(status)],
+            ).fetchall()
+            for row in found:
+                self._archive_version(conn, rows.memory_from_row(row[1:]))
+            rowids = [int(r[0]) for r in found]
+            conn.executemany(
+                "UPDATE memories SET status = ?, version = version + 1, update_time = ? "
+                "WHERE rowid = ?",
+                [(str(status), now, r) for r in rowids],
+            )
+            generation = self._bump(conn, scope.cube_id) if rowids else -1
+        if rowids:
+            cache = self._after_write(scope.cube_id, generation)
+            if cache is not None:
+                if status == MemoryStatus.ACTIVATED:
+                    self._drop_cache(scope.cube_id)
+                else:
+                    cache.remove(rowids)
+        return len(rowids)
+
+    def delete_scope(self, scope: Scope) -> int:
+        params: list[Any] = []
+        where = _scope_sql(scope, params)
+        with _translate("listing memories to delete"):
+            ids = [
+                str(r[0])
+                for r in self._reader().execute(
+                    f"SELECT m.id FROM memories m WHERE {where} AND m.status = ?", [*params, LIVE]
+                )
+            ]
+        return self.set_status(scope, ids, MemoryStatus.DELETED)
+
+    def add_edges(self, scope: Scope, edges: Sequence[Edge]) -> None:
+        if not edges:
+            return
+        ids = sorted({e.src_id for e in edges} | {e.dst_id for e in edges})
+        found = {m.id for m in self.get_memories(scope, ids, include_inactive=True)}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise MemoryNotFound(f"memories not found in this scope: {missing[:5]}")
+        with self._tx("adding edges") as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO edges (cube_id, src_id, dst_id, kind, create_time) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (scope.cube_id, e.src_id, e.dst_id, e.kind.value, e.create_time.timestamp())
+                    for e in edges
+                ],
+            )
+
+    # ------------------------------------------------------------------- reads
+    def get_memories(
+        self, scope: Scope, memory_ids: Sequence[str], *, include_inactive: bool = False
+    ) -> list[MemoryItem]:
+        if not memory_ids:
+            return []
+        params: list[Any] = list(memory_ids)
+        sql = (
+            f"SELECT {rows.MEMORY_COLUMNS} FROM memories m "
+            f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {_scope_sql(scope, params)}"
+        )
+        if not include_inactive:
+            sql += " AND m.status = ?"
+            params.append(LIVE)
+        with _translate("reading memories"):
+            found = {
+                item.id: item
+                for item in map(rows.memory_from_row, self._reader().execute(sql, params))
+            }
+        return [found[i] for i in memory_ids if i in found]
+
+    def list_memories(self, scope: Scope, flt: Node | None, *, offset: int, limit: int) -> Page:
+        params: list[Any] = []
+        where = f"{_scope_sql(scope, params)} AND m.status = ?"
+        params.append(LIVE)
+        if flt is not None:
+            where += " AND " + compile_filter(flt, "m", params)
+        with _translate("listing memories"):
+            conn = self._reader()
+            total = int(conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params)
+                        .fetchone()[0])
+            items = [
+                rows.memory_from_row(r)
+                for r in conn.execute(
+                    f"SELECT {rows.MEMORY_COLUMNS} FROM memories m WHERE {where} "
+                    "ORDER BY m.create_time DESC, m.rowid DESC LIMIT ? OFFSET ?",
+                    [*params, limit, offset],
+                )
+            ]
+        return Page(items=items, total=total)
+
+    def count_memories(self, scope: Scope) -> int:
+        params: list[Any] = []
+        where = _scope_sql(scope, params)
+        with _translate("counting memories"):
+            row = self._reader().execute(
+                f"SELECT count(*) FROM memories m WHERE {where} AND m.status = ?",
+                [*params, LIVE],
+            ).fetchone()
+        return int(row[0])
+
+    def history(self, scope: Scope, memory_id: str) -> list[MemoryVersion]:
+        if not self.get_memories(scope, [memory_id], include_inactive=True):
+            raise MemoryNotFound(f"memory {memory_id!r} not found")
+        with _translate("reading history"):
+            found = self._reader().execute(
+                "SELECT memory_id, version, key, value, tags, info, status, update_time "
+                "FROM memory_versions WHERE memory_id = ? AND cube_id = ? ORDER BY version",
+                (memory_id, scope.cube_id),
+            ).fetchall()
+        return [
+            MemoryVersion(
+                memory_id=r[0],
+                version=r[1],
+                key=r[2],
+                value=r[3],
+                tags=json.loads(r[4]),
+                info=json.loads(r[5]),
+                status=MemoryStatus(r[6]),
+                update_time=rows.dt(r[7]),
+            )
+            for r in found
+        ]
+
+    def edges(self, scope: Scope, memory_id: str) -> list[Edge]:
+        with _translate("reading edges"):
+            found = self._reader().execute(
+                "SELECT src_id, dst_id, kind, create_time FROM edges "
+                "WHERE cube_id = ? AND (src_id = ? OR dst_id = ?) ORDER BY create_time",
+                (scope.cube_id, memory_id, memory_id),
+            ).fetchall()
+        return [
+            Edge(src_id=r[0], dst_id=r[1], kind=EdgeKind(r[2]), create_time=rows.dt(r[3]))
+            for r in found
+        ]
+
+    def list_messages(
+        self, scope: Scope, conversation_id: str | None, *, limit: int
+    ) -> list[Message]:
+        params: list[Any] = []
+        where = _scope_sql(scope, params)
+        if conversation_id is not None:
+            where += " AND m.conversation_id = ?"
+            params.append(conversation_id)
+        with _translate("reading messages"):
+            found = self._reader().execute(
+                f"SELECT {rows.MESSAGE_COLUMNS} FROM messages m WHERE {where} "
+                "ORDER BY m.rowid DESC LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        return [rows.message_from_row(r) for r in reversed(found)]
+
+    # --------------------------------------------------------------- retrieval
+    def _drop_cache(self, cube_id: str) -> None:
+        with self._cubes_lock:
+            self._cubes.pop(cube_id, None)
+
+    def _cube_vectors(self, cube_id: str, dim: int) -> CubeVectors:
+        conn = self._reader()
+        row = conn.execute(
+            "SELECT generation FROM cube_state WHERE cube_id = ?", (cube_id,)
+        ).fetchone()
+        generation = 0 if row is None else int(row[0])
+        with self._cubes_lock:
+            cache = self._cubes.get(cube_id)
+            if cache is not None and cache.generation == generation:
+                return cache
+        # (re)load outside the lock; a concurrent loader just does the same work
+        fresh = CubeVectors(dim, generation)
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        for rowid, blob in conn.execute(
+            "SELECT v.rowid, v.vec FROM memory_vectors v JOIN memories m ON m.rowid = v.rowid "
+            "WHERE v.cube_id = ? AND m.status = ? ORDER BY v.rowid",
+            (cube_id, LIVE),
+        ):
+            ids.append(int(rowid))
+            blobs.append(blob)
+        if ids:
+            mat = np.frombuffer(b"".join(blobs), np.float32).reshape(len(ids), -1)
+            if mat.shape[1] != dim:
+                raise StoreError(
+                    f"stored vectors have {mat.shape[1]} dimensions but the embedder makes {dim}; "
+                    "use the embedder this data directory was built with"
+                )
+            fresh.append(ids, mat)
+        with self._cubes_lock:
+            self._cubes[cube_id] = fresh
+        logger.info("loaded %d vectors for cube %s", len(ids), cube_id)
+        return fresh
+
+    def _allowed_rowids(self, scope: Scope, flt: Node | None) -> np.ndarray | None:
+        if flt is None and scope.agent_id is None and scope.app_id is None:
+            return None
+        params: list[Any] = []
+        where = f"{_scope_sql(scope, params)} AND m.status = ?"
+        params.append(LIVE)
+        if flt is not None:
+            where += " AND " + compile_filter(flt, "m", params)
+        found = self._reader().execute(
+            f"SELECT m.rowid FROM memories m WHERE {where} ORDER BY m.rowid", params
+        ).fetchall()
+        return np.fromiter((r[0] for r in found), np.int64, len(found))
+
+    def _ids_for(self, rowids: Sequence[int]) -> dict[int, str]:
+        if not rowids:
+            return {}
+        found = self._reader().execute(
+            f"SELECT rowid, id FROM memories WHERE rowid IN ({_marks(len(rowids))})",
+            list(rowids),
+        )
+        return {int(r[0]): str(r[1]) for r in found}
+
+    def vector_search(
+        self, scope: Scope, query: Vectors, k: int, flt: Node | None
+    ) -> list[VectorHit]:
+        with _translate("searching vectors"):
+            cache = self._cube_vectors(scope.cube_id, int(query.shape[-1]))
+            allowed = self._allowed_rowids(scope, flt)
+            hits = cache.search(np.asarray(query, np.float32), k, allowed)
+            names = self._ids_for([h[0] for h in hits])
+        return [VectorHit(names[r], s) for r, s in hits if r in names]
+
+    def text_search(self, scope: Scope, query: str, k: int, flt: Node | None) -> list[VectorHit]:
+        terms = query_terms(query)
+        if not terms:
+            return []
+        match = f'tenant : "{tenant_token(scope.cube_id)}" AND (' + " OR ".join(
+            '"' + t.replace('"', '""') + '"' for t in terms
+        ) + ")"
+        params: list[Any] = [match]
+        where = f"memory_fts MATCH ? AND {_scope_sql(scope, params)} AND m.status = ?"
+        params.append(LIVE)
+        if flt is not None:
+            where += " AND " + compile_filter(flt, "m", params)
+        with _translate("searching text"):
+            found = self._reader().execute(
+                "SELECT m.id, bm25(memory_fts, 0.0, 1.0) AS s FROM memory_fts "
+                f"JOIN memories m ON m.rowid = memory_fts.rowid WHERE {where} "
+                "ORDER BY s LIMIT ?",
+                [*params, k],
+            ).fetchall()
+        return [VectorHit(str(r[0]), -float(r[1])) for r in found]
+
+    def vectors(self, scope: Scope, memory_ids: Sequence[str]) -> Vectors:
+        if not memory_ids:
+            return np.zeros((0, 0), np.float32)
+        params: list[Any] = list(memory_ids)
+        with _translate("reading vectors"):
+            found = self._reader().execute(
+                f"SELECT m.id, v.vec FROM memories m JOIN memory_vectors v ON v.rowid = m.rowid "
+                f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {_scope_sql(scope, params)}",
+                params,
+            ).fetchall()
+        by_id = {str(r[0]): np.frombuffer(r[1], np.float32) for r in found}
+        missing = [i for i in memory_ids if i not in by_id]
+        if missing:
+            raise MemoryNotFound(f"no vectors for memories {missing[:5]}")
+        return np.stack([by_id[i] for i in memory_ids])
+
+    # ------------------------------------------------------------------- tasks
+    def put_task(self, scope: Scope, task_id: str, status: str, error: str | None = None) -> None:
+        now = time.time()
+        with self._tx("recording a task") as conn:
+            conn.execute(
+                "INSERT INTO tasks (task_id, cube_id, status, error, create_time, update_time) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET "
+                "status = excluded.status, error = excluded.error, "
+                "update_time = excluded.update_time",
+                (task_id, scope.cube_id, status, error, now, now),
+            )
+
+    def get_task(self, task_id: str) -> tuple[str, str, str | None] | None:
+        with _translate("reading a task"):
+            row = self._reader().execute(
+                "SELECT cube_id, status, error FROM tasks WHERE task_id = ?", (task_id,)
+            ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), row[2])
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" for _ in range(n))
+
+
+def _blob(vec: Any) -> bytes:
+    return np.asarray(vec, np.float32).tobytes()

@@ -1,0 +1,1 @@
+"""Text utilities: token counting, lexical tokenisation, time parsing."""

@@ -1,0 +1,158 @@
+"""The cloud dialect (``/add/message``, ``/search/memory``, ...): envelope code 0.
+
+Fields, defaults and limits follow the MemOS cloud API reference. Request
+models accept unknown fields (clients send cloud-only extras) and leave
+required-ness to the service so missing fields get 40002, not a generic 422.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from memos.domain.models import MessageInput
+from memos.errors import InvalidParameter
+from memos.service import MemoryService
+from memos.wire.render import memory_detail, message_detail, page_fields
+
+
+class CloudRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class AddMessageRequest(CloudRequest):
+    user_id: str | None = None
+    conversation_id: str | None = None
+    messages: list[MessageInput] | None = None
+    agent_id: str | None = None
+    app_id: str | None = None
+    tags: list[str] | None = None
+    info: dict[str, Any] | None = None
+    allow_public: bool = False
+    allow_knowledgebase_ids: list[str] | None = None
+    async_mode: bool = True
+
+
+class SearchMemoryRequest(CloudRequest):
+    user_id: str | None = None
+    query: str | None = None
+    conversation_id: str | None = None
+    filter: dict[str, Any] | None = None
+    knowledgebase_ids: list[str] | str | None = None
+    memory_limit_number: int | None = None
+    include_preference: bool = True
+    preference_limit_number: int | None = None
+    include_tool_memory: bool = False
+    tool_memory_limit_number: int | None = None
+    include_skill: bool = False
+    skill_limit_number: int | None = None
+    relativity: float | None = None
+
+
+class GetMemoryRequest(CloudRequest):
+    user_id: str | None = None
+    page: int | None = None
+    size: int | None = None
+    filter: dict[str, Any] | None = None
+    include_preference: bool = True
+    include_tool_memory: bool = False
+
+
+class DeleteMemoryRequest(CloudRequest):
+    memory_ids: list[str] | None = None
+    user_id: str | None = None
+    user_ids: list[str] | None = None
+
+
+class GetMessageRequest(CloudRequest):
+    user_id: str | None = None
+    conversation_id: str | None = None
+    message_limit_number: int | None = None
+
+
+class GetStatusRequest(CloudRequest):
+    task_id: str | None = None
+
+
+def add_message(svc: MemoryService, req: AddMessageRequest) -> dict[str, Any]:
+    result = svc.add(
+        user_id=req.user_id,
+        conversation_id=req.conversation_id,
+        messages=req.messages,
+        agent_id=req.agent_id,
+        app_id=req.app_id,
+        tags=req.tags,
+        info=req.info,
+        require_conversation=True,
+    )
+    return {"success": True, "task_id": result.task_id, "status": result.status}
+
+
+def _check_sub_limit(value: int | None, name: str) -> None:
+    if value is not None and not 1 <= value <= 25:
+        raise InvalidParameter(f"{name} must be between 1 and 25")
+
+
+def search_memory(svc: MemoryService, req: SearchMemoryRequest) -> dict[str, Any]:
+    for name in ("preference_limit_number", "tool_memory_limit_number", "skill_limit_number"):
+        _check_sub_limit(getattr(req, name), name)
+    hits = svc.search(
+        user_id=req.user_id,
+        query=req.query,
+        filter=req.filter,
+        limit=req.memory_limit_number,
+        relativity=req.relativity,
+        conversation_id=req.conversation_id,
+    )
+    data: dict[str, Any] = {
+        "memory_detail_list": [memory_detail(h.memory, h.relativity) for h in hits],
+        "preference_detail_list": [],
+        "preference_note": "",
+    }
+    if req.include_tool_memory:
+        data["tool_memory_detail_list"] = []
+    if req.include_skill:
+        data["skill_detail_list"] = []
+    return data
+
+
+def get_memory(svc: MemoryService, req: GetMemoryRequest) -> dict[str, Any]:
+    page = svc.list(user_id=req.user_id, page=req.page, size=req.size, filter=req.filter)
+    size = req.size or 10
+    return {
+        "memory_detail_list": [memory_detail(m) for m in page.items],
+        "preference_detail_list": [],
+        "tool_memory_detail_list": [],
+        **page_fields(page.total, size, req.page or 1),
+    }
+
+
+def delete_memory(svc: MemoryService, req: DeleteMemoryRequest) -> dict[str, Any]:
+    if req.memory_ids is not None and req.user_id:
+        raise InvalidParameter("give memory_ids or user_id, not both")
+    if req.memory_ids is not None:
+        owners = req.user_ids or []
+        if len(owners) != 1:
+            raise InvalidParameter(
+                "deleting by memory_ids needs user_ids with the one owner of those memories"
+            )
+        deleted = svc.delete_memories(user_id=owners[0], memory_ids=req.memory_ids)
+    elif req.user_id:
+        deleted = svc.delete_all(user_id=req.user_id)
+    else:
+        raise InvalidParameter("give memory_ids (with user_ids) or user_id")
+    return {"success": True, "deleted_count": deleted}
+
+
+def get_message(svc: MemoryService, req: GetMessageRequest) -> dict[str, Any]:
+    found = svc.messages(
+        user_id=req.user_id,
+        conversation_id=req.conversation_id,
+        limit=req.message_limit_number,
+    )
+    return {"message_detail_list": [message_detail(m) for m in found]}
+
+
+def get_status(svc: MemoryService, req: GetStatusRequest) -> dict[str, Any]:
+    return {"status": svc.task_status(req.task_id)}
