@@ -1,0 +1,3 @@
+from memos.cli.main import main
+
+main()
