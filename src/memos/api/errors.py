@@ -26,8 +26,9 @@ def is_product(request: Request) -> bool:
     return request.url.path.startswith("/product") or request.url.path == "/health"
 
 
-def envelope(request: Request, status: int, code: int, message: str, data: Any = None
-             ) -> JSONResponse:
+def envelope(
+    request: Request, status: int, code: int, message: str, data: Any = None
+) -> JSONResponse:
     if is_product(request):
         body = {"code": status, "message": message, "data": {"error_code": code, "detail": data}}
     else:

@@ -17,8 +17,7 @@ Svc = Depends(service)
 
 @router.get("/health")
 def health(svc: MemoryService = Svc) -> dict[str, Any]:
-    return product_ok({"status": "ok", "version": __version__,
-                       "embedder": svc.embedder.name})
+    return product_ok({"status": "ok", "version": __version__, "embedder": svc.embedder.name})
 
 
 @router.post("/product/add")

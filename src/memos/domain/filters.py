@@ -128,7 +128,7 @@ def _condition(key: str, spec: Any) -> Node:
             raise InvalidParameter(f"{key!r} supports gt, gte, lt and lte only")
         if op == "contains" and name != "tags" and not isinstance(value, str):
             raise InvalidParameter(f"'contains' on {key!r} needs a string")
-        conds.append(Cond(name, op, value))  # type: ignore[arg-type]
+        conds.append(Cond(name, op, value))
     return conds[0] if len(conds) == 1 else BoolNode("and", tuple(conds))
 
 
@@ -153,7 +153,7 @@ def _node(obj: Any, depth: int, counter: _Counter) -> Node:
             if not isinstance(value, list) or not value:
                 raise InvalidParameter(f"filter '{key}' needs a non-empty array of conditions")
             children = tuple(_node(child, depth + 1, counter) for child in value)
-            parts.append(BoolNode(key, children))  # type: ignore[arg-type]
+            parts.append(BoolNode(key, children))
         elif key in SOURCE_BLOCKS:
             raise InvalidParameter(f"filter block {key!r} is only allowed at the top level")
         else:
@@ -167,7 +167,7 @@ def parse_filter(raw: Any) -> Filter | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise InvalidParameter("filter must be an object such as {\"and\": [...]}")
+        raise InvalidParameter('filter must be an object such as {"and": [...]}')
     if not raw:
         return None
     counter = _Counter()

@@ -119,4 +119,3 @@ class FastReader:
                     )
                 )
         return out
-

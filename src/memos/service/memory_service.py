@@ -114,8 +114,8 @@ class MemoryService:
         return scope
 
     def readable_scopes(self, user_id: str | None, cube_ids: Sequence[str] | None) -> list[Scope]:
-        cubes = list(dict.fromkeys(cube_ids or [])) or [None]
-        return [self._scope(user_id, c) for c in cubes]  # type: ignore[arg-type]
+        cubes: list[str | None] = [*dict.fromkeys(cube_ids or [])] or [None]
+        return [self._scope(user_id, c) for c in cubes]
 
     # ------------------------------------------------------------------- add
     def add(
@@ -148,6 +148,12 @@ class MemoryService:
             self._to_message(scope, conversation_id, msg, text)
             for msg, text in zip(messages, texts, strict=True)
         ]
+        # A retried request (same client message_id in the same conversation) is a no-op
+        # for the messages already stored, so clients can retry after a lost response.
+        client_ids = [m.message_id for m in stored if m.message_id]
+        seen = self.store.existing_message_ids(scope, conversation_id, client_ids)
+        if seen:
+            stored = [m for m in stored if m.message_id not in seen]
         items = self.reader.read(scope, stored, tags=tags or [], info=info)
         vectors = (
             self.embedder.embed([f"{m.value}" for m in items])
@@ -232,7 +238,7 @@ class MemoryService:
         return hits[:n]
 
     # ------------------------------------------------------------------ reads
-    def list(
+    def list_memories(
         self,
         *,
         user_id: str | None,
@@ -249,8 +255,9 @@ class MemoryService:
             scope, flt.personal if flt else None, offset=(number - 1) * per, limit=per
         )
 
-    def get(self, *, user_id: str | None, memory_id: str, cube_ids: Sequence[str] | None = None
-            ) -> MemoryItem:
+    def get(
+        self, *, user_id: str | None, memory_id: str, cube_ids: Sequence[str] | None = None
+    ) -> MemoryItem:
         if not memory_id or len(memory_id) > self.limits.max_id_chars:
             raise InvalidParameter("memory_id must be 1 to 100 characters")
         for scope in self.readable_scopes(user_id, cube_ids):

@@ -81,7 +81,9 @@ def flatten_content(content: str | list[dict[str, Any]] | None) -> str:
             texts.append(text)
         elif kind in ("image_url", "input_image"):
             url = (part.get("image_url") or {}).get("url", "") if kind == "image_url" else ""
-            texts.append("[image]" if str(url).startswith("data:") or not url else f"[image: {url}]")
+            texts.append(
+                "[image]" if str(url).startswith("data:") or not url else f"[image: {url}]"
+            )
         elif kind in ("file", "input_file"):
             f = part.get("file") or {}
             name = f.get("filename") or f.get("file_id") or "file"

@@ -76,9 +76,7 @@ class MemoryStore(Protocol):
         self, scope: Scope, memory_ids: Sequence[str], *, include_inactive: bool = False
     ) -> list[MemoryItem]: ...
 
-    def list_memories(
-        self, scope: Scope, flt: Node | None, *, offset: int, limit: int
-    ) -> Page: ...
+    def list_memories(self, scope: Scope, flt: Node | None, *, offset: int, limit: int) -> Page: ...
 
     def history(self, scope: Scope, memory_id: str) -> list[MemoryVersion]: ...
 
@@ -91,6 +89,12 @@ class MemoryStore(Protocol):
         ...
 
     def count_memories(self, scope: Scope) -> int: ...
+
+    def existing_message_ids(
+        self, scope: Scope, conversation_id: str | None, message_ids: Sequence[str]
+    ) -> set[str]:
+        """Which client message ids are already stored in this conversation (for retries)."""
+        ...
 
     # --- retrieval ---
     def vector_search(
@@ -108,7 +112,9 @@ class MemoryStore(Protocol):
         ...
 
     # --- tasks (status of add requests) ---
-    def put_task(self, scope: Scope, task_id: str, status: str, error: str | None = None) -> None: ...
+    def put_task(
+        self, scope: Scope, task_id: str, status: str, error: str | None = None
+    ) -> None: ...
 
     def get_task(self, task_id: str) -> tuple[str, str, str | None] | None:
         """(cube_id, status, error) of a task, or None."""

@@ -118,7 +118,7 @@ def search_memory(svc: MemoryService, req: SearchMemoryRequest) -> dict[str, Any
 
 
 def get_memory(svc: MemoryService, req: GetMemoryRequest) -> dict[str, Any]:
-    page = svc.list(user_id=req.user_id, page=req.page, size=req.size, filter=req.filter)
+    page = svc.list_memories(user_id=req.user_id, page=req.page, size=req.size, filter=req.filter)
     size = req.size or 10
     return {
         "memory_detail_list": [memory_detail(m) for m in page.items],

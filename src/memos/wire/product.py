@@ -115,7 +115,8 @@ def add(svc: MemoryService, req: ProductAddRequest) -> list[dict[str, Any]]:
         messages = [MessageInput(role="user", content=messages)]
     if messages is None and req.memory_content:
         messages = [MessageInput(role="user", content=req.memory_content)]
-    cubes = _cubes(req.writable_cube_ids, req.mem_cube_id) or [None]
+    named = _cubes(req.writable_cube_ids, req.mem_cube_id)
+    cubes: list[str | None] = list(named) if named else [None]
     out: list[dict[str, Any]] = []
     for cube in cubes:
         result = svc.add(
@@ -129,8 +130,14 @@ def add(svc: MemoryService, req: ProductAddRequest) -> list[dict[str, Any]]:
             info=req.info,
         )
         for memory_id in result.memory_ids:
-            out.append({"memory_id": memory_id, "cube_id": cube or req.user_id,
-                        "task_id": result.task_id, "status": result.status})
+            out.append(
+                {
+                    "memory_id": memory_id,
+                    "cube_id": cube or req.user_id,
+                    "task_id": result.task_id,
+                    "status": result.status,
+                }
+            )
     return out
 
 
@@ -175,23 +182,29 @@ GET_ALL_CAP = 1000
 
 def get_all(svc: MemoryService, req: ProductGetAllRequest) -> list[dict[str, Any]]:
     if req.memory_type not in ("text_mem", "act_mem", "para_mem", "pref_mem", "tool_mem"):
-        raise InvalidParameter("memory_type must be text_mem, act_mem, para_mem, pref_mem or "
-                               "tool_mem")
+        raise InvalidParameter(
+            "memory_type must be text_mem, act_mem, para_mem, pref_mem or tool_mem"
+        )
     cubes = req.mem_cube_ids or [req.user_id or ""]
     if req.memory_type != "text_mem":
         svc.readable_scopes(req.user_id, cubes)
         return [{"cube_id": c, "memories": []} for c in cubes]
     if req.search_query:
-        hits = svc.search(user_id=req.user_id, query=req.search_query, cube_ids=cubes,
-                          limit=PRODUCT_MAX_TOP_K, relativity=0.0,
-                          max_limit=PRODUCT_MAX_TOP_K)
+        hits = svc.search(
+            user_id=req.user_id,
+            query=req.search_query,
+            cube_ids=cubes,
+            limit=PRODUCT_MAX_TOP_K,
+            relativity=0.0,
+            max_limit=PRODUCT_MAX_TOP_K,
+        )
         return _grouped([(h.memory.cube_id, h) for h in hits])
     out = []
     for cube in cubes:
         items: list[dict[str, Any]] = []
         page_no, total = 1, 1
         while len(items) < min(total, GET_ALL_CAP):
-            page = svc.list(user_id=req.user_id, cube_id=cube, page=page_no, size=50)
+            page = svc.list_memories(user_id=req.user_id, cube_id=cube, page=page_no, size=50)
             total = page.total
             items.extend(text_mem_item(m) for m in page.items)
             if not page.items:
@@ -202,8 +215,13 @@ def get_all(svc: MemoryService, req: ProductGetAllRequest) -> list[dict[str, Any
 
 
 def get_memory(svc: MemoryService, req: ProductGetMemoryRequest) -> dict[str, Any]:
-    page = svc.list(user_id=req.user_id, cube_id=req.mem_cube_id, page=req.page,
-                    size=req.size, filter=req.filter)
+    page = svc.list_memories(
+        user_id=req.user_id,
+        cube_id=req.mem_cube_id,
+        page=req.page,
+        size=req.size,
+        filter=req.filter,
+    )
     size = req.size or 10
     return {
         "memory_detail_list": [memory_detail(m) for m in page.items],
@@ -215,17 +233,22 @@ def get_memory(svc: MemoryService, req: ProductGetMemoryRequest) -> dict[str, An
 
 def get_memory_by_id(svc: MemoryService, user_id: str | None, memory_id: str) -> dict[str, Any]:
     item = svc.get(user_id=user_id, memory_id=memory_id)
-    return {"memory_detail_list": [memory_detail(item)], "preference_detail_list": [],
-            "tool_memory_detail_list": []}
+    return {
+        "memory_detail_list": [memory_detail(item)],
+        "preference_detail_list": [],
+        "tool_memory_detail_list": [],
+    }
 
 
 def delete(svc: MemoryService, req: ProductDeleteRequest) -> dict[str, Any]:
     cubes = _cubes(req.writable_cube_ids, req.mem_cube_id)
     if req.memory_ids is not None:
-        deleted = svc.delete_memories(user_id=req.user_id, memory_ids=req.memory_ids,
-                                      cube_ids=cubes)
+        deleted = svc.delete_memories(
+            user_id=req.user_id, memory_ids=req.memory_ids, cube_ids=cubes
+        )
     else:
         deleted = 0
-        for cube in cubes or [None]:
+        targets: list[str | None] = list(cubes) if cubes else [None]
+        for cube in targets:
             deleted += svc.delete_all(user_id=req.user_id, cube_id=cube)
     return {"success": True, "deleted_count": deleted}

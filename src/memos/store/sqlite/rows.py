@@ -35,7 +35,7 @@ def dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def _dt(value: float) -> datetime:
+def when(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
@@ -82,8 +82,8 @@ def memory_from_row(row: sqlite3.Row | tuple[Any, ...]) -> MemoryItem:
         mode=MemoryMode(row[14]),
         version=row[15],
         event_time=dt(row[16]),
-        create_time=_dt(row[17]),
-        update_time=_dt(row[18]),
+        create_time=when(row[17]),
+        update_time=when(row[18]),
     )
 
 
@@ -128,6 +128,6 @@ def message_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Message:
         tool_call_id=row[11],
         chat_time=row[12],
         event_time=dt(row[13]),
-        create_time=_dt(row[14]),
-        update_time=_dt(row[15]),
+        create_time=when(row[14]),
+        update_time=when(row[15]),
     )

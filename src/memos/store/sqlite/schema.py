@@ -108,6 +108,8 @@ def _core(conn: sqlite3.Connection) -> None:
             update_time REAL NOT NULL
         );
         CREATE INDEX messages_conv ON messages (cube_id, conversation_id, rowid);
+        CREATE INDEX messages_client_id ON messages (cube_id, message_id)
+            WHERE message_id IS NOT NULL;
         CREATE TABLE tasks (
             task_id TEXT PRIMARY KEY,
             cube_id TEXT NOT NULL,
@@ -119,7 +121,7 @@ def _core(conn: sqlite3.Connection) -> None:
         CREATE VIRTUAL TABLE memory_fts USING fts5(
             tenant, body, tokenize = 'porter unicode61 remove_diacritics 2'
         );
-        """
+        """,
     )
 
 

@@ -248,7 +248,7 @@ class SQLiteStore:
             self._archive_version(conn, old)
             new = old.model_copy(update=changes)
             new.version = old.version + 1
-            new.update_time = rows.dt(time.time()) or new.update_time
+            new.update_time = rows.when(time.time())
             conn.execute(
                 "UPDATE memories SET key = ?, value = ?, tags = ?, info = ?, confidence = ?, "
                 "memory_type = ?, status = ?, version = ?, update_time = ? WHERE rowid = ?",
@@ -392,8 +392,9 @@ class SQLiteStore:
             where += " AND " + compile_filter(flt, "m", params)
         with _translate("listing memories"):
             conn = self._reader()
-            total = int(conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params)
-                        .fetchone()[0])
+            total = int(
+                conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params).fetchone()[0]
+            )
             items = [
                 rows.memory_from_row(r)
                 for r in conn.execute(
@@ -408,21 +409,51 @@ class SQLiteStore:
         params: list[Any] = []
         where = _scope_sql(scope, params)
         with _translate("counting memories"):
-            row = self._reader().execute(
-                f"SELECT count(*) FROM memories m WHERE {where} AND m.status = ?",
-                [*params, LIVE],
-            ).fetchone()
+            row = (
+                self._reader()
+                .execute(
+                    f"SELECT count(*) FROM memories m WHERE {where} AND m.status = ?",
+                    [*params, LIVE],
+                )
+                .fetchone()
+            )
         return int(row[0])
+
+    def existing_message_ids(
+        self, scope: Scope, conversation_id: str | None, message_ids: Sequence[str]
+    ) -> set[str]:
+        if not message_ids:
+            return set()
+        params: list[Any] = []
+        where = _scope_sql(scope, params)
+        where += " AND m.conversation_id IS ?"
+        params.append(conversation_id)
+        params.extend(message_ids)
+        with _translate("checking message ids"):
+            found = (
+                self._reader()
+                .execute(
+                    f"SELECT m.message_id FROM messages m WHERE {where} "
+                    f"AND m.message_id IN ({_marks(len(message_ids))})",
+                    params,
+                )
+                .fetchall()
+            )
+        return {str(r[0]) for r in found}
 
     def history(self, scope: Scope, memory_id: str) -> list[MemoryVersion]:
         if not self.get_memories(scope, [memory_id], include_inactive=True):
             raise MemoryNotFound(f"memory {memory_id!r} not found")
         with _translate("reading history"):
-            found = self._reader().execute(
-                "SELECT memory_id, version, key, value, tags, info, status, update_time "
-                "FROM memory_versions WHERE memory_id = ? AND cube_id = ? ORDER BY version",
-                (memory_id, scope.cube_id),
-            ).fetchall()
+            found = (
+                self._reader()
+                .execute(
+                    "SELECT memory_id, version, key, value, tags, info, status, update_time "
+                    "FROM memory_versions WHERE memory_id = ? AND cube_id = ? ORDER BY version",
+                    (memory_id, scope.cube_id),
+                )
+                .fetchall()
+            )
         return [
             MemoryVersion(
                 memory_id=r[0],
@@ -432,20 +463,24 @@ class SQLiteStore:
                 tags=json.loads(r[4]),
                 info=json.loads(r[5]),
                 status=MemoryStatus(r[6]),
-                update_time=rows.dt(r[7]),
+                update_time=rows.when(r[7]),
             )
             for r in found
         ]
 
     def edges(self, scope: Scope, memory_id: str) -> list[Edge]:
         with _translate("reading edges"):
-            found = self._reader().execute(
-                "SELECT src_id, dst_id, kind, create_time FROM edges "
-                "WHERE cube_id = ? AND (src_id = ? OR dst_id = ?) ORDER BY create_time",
-                (scope.cube_id, memory_id, memory_id),
-            ).fetchall()
+            found = (
+                self._reader()
+                .execute(
+                    "SELECT src_id, dst_id, kind, create_time FROM edges "
+                    "WHERE cube_id = ? AND (src_id = ? OR dst_id = ?) ORDER BY create_time",
+                    (scope.cube_id, memory_id, memory_id),
+                )
+                .fetchall()
+            )
         return [
-            Edge(src_id=r[0], dst_id=r[1], kind=EdgeKind(r[2]), create_time=rows.dt(r[3]))
+            Edge(src_id=r[0], dst_id=r[1], kind=EdgeKind(r[2]), create_time=rows.when(r[3]))
             for r in found
         ]
 
@@ -458,11 +493,15 @@ class SQLiteStore:
             where += " AND m.conversation_id = ?"
             params.append(conversation_id)
         with _translate("reading messages"):
-            found = self._reader().execute(
-                f"SELECT {rows.MESSAGE_COLUMNS} FROM messages m WHERE {where} "
-                "ORDER BY m.rowid DESC LIMIT ?",
-                [*params, limit],
-            ).fetchall()
+            found = (
+                self._reader()
+                .execute(
+                    f"SELECT {rows.MESSAGE_COLUMNS} FROM messages m WHERE {where} "
+                    "ORDER BY m.rowid DESC LIMIT ?",
+                    [*params, limit],
+                )
+                .fetchall()
+            )
         return [rows.message_from_row(r) for r in reversed(found)]
 
     # --------------------------------------------------------------- retrieval
@@ -512,9 +551,11 @@ class SQLiteStore:
         params.append(LIVE)
         if flt is not None:
             where += " AND " + compile_filter(flt, "m", params)
-        found = self._reader().execute(
-            f"SELECT m.rowid FROM memories m WHERE {where} ORDER BY m.rowid", params
-        ).fetchall()
+        found = (
+            self._reader()
+            .execute(f"SELECT m.rowid FROM memories m WHERE {where} ORDER BY m.rowid", params)
+            .fetchall()
+        )
         return np.fromiter((r[0] for r in found), np.int64, len(found))
 
     def _ids_for(self, rowids: Sequence[int]) -> dict[int, str]:
@@ -540,21 +581,27 @@ class SQLiteStore:
         terms = query_terms(query)
         if not terms:
             return []
-        match = f'tenant : "{tenant_token(scope.cube_id)}" AND (' + " OR ".join(
-            '"' + t.replace('"', '""') + '"' for t in terms
-        ) + ")"
+        match = (
+            f'tenant : "{tenant_token(scope.cube_id)}" AND ('
+            + " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+            + ")"
+        )
         params: list[Any] = [match]
         where = f"memory_fts MATCH ? AND {_scope_sql(scope, params)} AND m.status = ?"
         params.append(LIVE)
         if flt is not None:
             where += " AND " + compile_filter(flt, "m", params)
         with _translate("searching text"):
-            found = self._reader().execute(
-                "SELECT m.id, bm25(memory_fts, 0.0, 1.0) AS s FROM memory_fts "
-                f"JOIN memories m ON m.rowid = memory_fts.rowid WHERE {where} "
-                "ORDER BY s LIMIT ?",
-                [*params, k],
-            ).fetchall()
+            found = (
+                self._reader()
+                .execute(
+                    "SELECT m.id, bm25(memory_fts, 0.0, 1.0) AS s FROM memory_fts "
+                    f"JOIN memories m ON m.rowid = memory_fts.rowid WHERE {where} "
+                    "ORDER BY s LIMIT ?",
+                    [*params, k],
+                )
+                .fetchall()
+            )
         return [VectorHit(str(r[0]), -float(r[1])) for r in found]
 
     def vectors(self, scope: Scope, memory_ids: Sequence[str]) -> Vectors:
@@ -562,11 +609,16 @@ class SQLiteStore:
             return np.zeros((0, 0), np.float32)
         params: list[Any] = list(memory_ids)
         with _translate("reading vectors"):
-            found = self._reader().execute(
-                f"SELECT m.id, v.vec FROM memories m JOIN memory_vectors v ON v.rowid = m.rowid "
-                f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {_scope_sql(scope, params)}",
-                params,
-            ).fetchall()
+            found = (
+                self._reader()
+                .execute(
+                    "SELECT m.id, v.vec FROM memories m "
+                    "JOIN memory_vectors v ON v.rowid = m.rowid "
+                    f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {_scope_sql(scope, params)}",
+                    params,
+                )
+                .fetchall()
+            )
         by_id = {str(r[0]): np.frombuffer(r[1], np.float32) for r in found}
         missing = [i for i in memory_ids if i not in by_id]
         if missing:
@@ -587,9 +639,11 @@ class SQLiteStore:
 
     def get_task(self, task_id: str) -> tuple[str, str, str | None] | None:
         with _translate("reading a task"):
-            row = self._reader().execute(
-                "SELECT cube_id, status, error FROM tasks WHERE task_id = ?", (task_id,)
-            ).fetchone()
+            row = (
+                self._reader()
+                .execute("SELECT cube_id, status, error FROM tasks WHERE task_id = ?", (task_id,))
+                .fetchone()
+            )
         return None if row is None else (str(row[0]), str(row[1]), row[2])
 
 

@@ -84,7 +84,8 @@ class CubeVectors:
         pos = np.searchsorted(ids, rowids)
         inside = pos < self._n
         pos, rowids = pos[inside], rowids[inside]
-        return pos[ids[pos] == rowids]
+        found: npt.NDArray[np.intp] = pos[ids[pos] == rowids]
+        return found
 
     def search(
         self, query: Vectors, k: int, allowed: RowIds | None = None

@@ -1,0 +1,48 @@
+# Two set-up commands: `make serve` and `make test`. Everything else installs itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+DATA   ?= $(HOME)/.memos/data
+
+.PHONY: serve test lint bench bench-locomo bench-scale clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "memos needs Python 3.11+"' \
+	  || (echo "error: $(PYTHON) is older than 3.11; run: make PYTHON=python3.11 ..." >&2; exit 1)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "installing memos into $(VENV) (first run takes a minute)..."
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	@echo "installing test and lint tools..."
+	$(PIP) install -e ".[test,dev,multilingual]"
+	@touch $@
+
+serve: $(VENV)/.installed
+	$(BIN)/memos serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+
+test: $(VENV)/.installed-dev
+	bash scripts/services.sh
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: bench-locomo bench-scale
+
+bench-locomo: $(VENV)/.installed
+	$(BIN)/memos bench locomo --data ../shared/bench/locomo/locomo_public.json --out bench/results/locomo.json
+
+bench-scale: $(VENV)/.installed
+	$(BIN)/memos bench scale --n 100000 --out bench/results/scale.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
