@@ -7,6 +7,7 @@ No other module reads the environment.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from memos.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "MEMOS_"
 
@@ -85,11 +88,19 @@ class Settings(BaseModel):
 
 
 def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Nested settings from ``MEMOS_*`` variables.
+
+    Unknown top-level names are skipped, not fatal: ``MEMOS_API_KEY`` and
+    ``MEMOS_USER_ID`` belong to clients (SDK, MCP) sharing the environment.
+    """
     tree: dict[str, Any] = {}
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue
         parts = key[len(ENV_PREFIX) :].lower().split("__")
+        if parts[0] not in Settings.model_fields:
+            logger.debug("ignoring %s: not a server setting", key)
+            continue
         node = tree
         for part in parts[:-1]:
             node = node.setdefault(part, {})

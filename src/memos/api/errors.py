@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memos.errors import MemosError
+from memos.wire.errors import validation_error
 
 logger = logging.getLogger(__name__)
 
@@ -36,17 +37,6 @@ def envelope(
     return JSONResponse(body, status_code=status)
 
 
-def _describe(errors: list[Any]) -> tuple[int, str]:
-    first = errors[0] if errors else {}
-    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-    kind = first.get("type", "")
-    if kind == "json_invalid":
-        return 40000, "request body is not valid JSON"
-    if kind == "missing":
-        return 40002, f"{loc} is required"
-    return 40000, f"invalid value for {loc}: {first.get('msg', 'invalid')}"
-
-
 def install(app: FastAPI) -> None:
     @app.exception_handler(MemosError)
     async def _memos(request: Request, exc: MemosError) -> JSONResponse:
@@ -54,8 +44,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        code, message = _describe(list(exc.errors()))
-        return envelope(request, 400, code, message)
+        err = validation_error(list(exc.errors()))
+        return envelope(request, 400, err.code, err.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
