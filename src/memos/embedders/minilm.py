@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "minilm-l6-v2-int8"
 DIM = 384
 MAX_TOKENS = 256
+TOKEN_BUDGET = 512  # padded tokens per ONNX call; see _batches
 TOKENIZER_PATH = Path(__file__).parent / "data" / "minilm-tokenizer.json"
 
 
@@ -92,10 +94,28 @@ class MiniLMEmbedder:
         encodings = tokenizer.encode_batch(texts, add_special_tokens=True)
         ids_list = [enc.ids for enc in encodings]
         order = sorted(range(len(texts)), key=lambda i: len(ids_list[i]))
-        for start in range(0, len(order), self._batch_size):
-            chunk = order[start : start + self._batch_size]
+        for chunk in self._batches(order, [len(ids) for ids in ids_list]):
             out[chunk] = self._run(session, [ids_list[i] for i in chunk])
         return out
+
+    def _batches(self, order: list[int], lengths: list[int]) -> Iterator[list[int]]:
+        """Cut length-sorted rows into batches of <= batch_size rows and ~TOKEN_BUDGET tokens.
+
+        The token cap keeps activations cache-sized: on 2 cores, LoCoMo turns (~33
+        tokens) ran ~25% slower per text in 64-row batches than in ~15-row ones,
+        while short rows still fill a batch.
+        """
+        chunk: list[int] = []
+        for i in order:
+            width = lengths[i]  # sorted ascending, so the newest row is the widest
+            if chunk and (
+                len(chunk) >= self._batch_size or (len(chunk) + 1) * width > TOKEN_BUDGET
+            ):
+                yield chunk
+                chunk = []
+            chunk.append(i)
+        if chunk:
+            yield chunk
 
     def embed_query(self, text: str) -> Vectors:
         """Queries and passages share one space in MiniLM, so no prefix is needed."""
