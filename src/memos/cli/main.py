@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from memos.cli.bench import bench
+from memos.cli.memories import COMMANDS
 from memos.settings import load_settings
 
 
@@ -40,6 +42,11 @@ def serve(host: str | None, port: int | None, data_dir: Path | None,
                f"(data: {settings.data_dir}, docs: /docs)", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level.lower(), access_log=False)
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+cli.add_command(bench)
 
 
 def main() -> None:

@@ -1,0 +1,232 @@
+"""Shared fixtures: real server subprocesses, HTTP clients and in-process services.
+
+``server``/``http`` run ``python -m memos serve`` as a real subprocess (one per
+session) so the acceptance tests exercise exactly what a user starts.
+``restartable_server`` hands out servers a test may stop, SIGKILL and restart on
+the same data directory. ``service``/``minilm_service`` are in-process
+MemoryService objects for tests that need no HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from memos.service import MemoryService
+from memos.settings import Settings, load_settings
+
+HEALTH_TIMEOUT_S = 60.0
+LOG_TAIL_CHARS = 20_000
+
+
+# --------------------------------------------------------------------- reports
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    """Expose each phase's report as ``item.rep_<phase>`` so fixtures can see failures."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def phase_failed(request: pytest.FixtureRequest) -> bool:
+    node = request.node
+    return any(
+        getattr(getattr(node, f"rep_{phase}", None), "failed", False)
+        for phase in ("setup", "call")
+    )
+
+
+# ------------------------------------------------------------------- settings
+def make_settings(data_dir: Path, embedder: str = "hash", **extra: Any) -> Settings:
+    """Settings for in-process use; the environment is ignored so tests are hermetic."""
+    return load_settings({"data_dir": data_dir, "embedder": {"kind": embedder}, **extra},
+                         environ={})
+
+
+@pytest.fixture
+def tmp_data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def service(tmp_data_dir: Path) -> Iterator[MemoryService]:
+    """In-process service on a tmp dir with the hash embedder (plumbing tests)."""
+    svc = MemoryService.open(make_settings(tmp_data_dir, "hash"))
+    yield svc
+    svc.close()
+
+
+@pytest.fixture
+def minilm_service(tmp_data_dir: Path) -> Iterator[MemoryService]:
+    """In-process service with the packaged MiniLM embedder (ranking tests)."""
+    svc = MemoryService.open(make_settings(tmp_data_dir, "minilm"))
+    yield svc
+    svc.close()
+
+
+# -------------------------------------------------------------------- servers
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """One ``python -m memos serve`` subprocess on a data dir; restartable."""
+
+    def __init__(self, data_dir: Path, log_path: Path, *, embedder: str = "hash") -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.embedder = embedder
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "memos.db"
+
+    def start(self) -> ServerProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("server already running")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMOS_")}
+        env["MEMOS_EMBEDDER__KIND"] = self.embedder
+        env["PYTHONUNBUFFERED"] = "1"
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start #{self.starts} on port {self.port} =====\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "memos", "serve", "--port", str(self.port),
+                 "--data-dir", str(self.data_dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + HEALTH_TIMEOUT_S
+        last: str = ""
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode} before becoming healthy:\n"
+                    + self.log_tail()
+                )
+            try:
+                resp = httpx.get(self.base_url + "/health", timeout=2.0)
+                if resp.status_code == 200:
+                    return
+                last = f"{resp.status_code} {resp.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(
+            f"server not healthy after {HEALTH_TIMEOUT_S}s (last: {last}):\n" + self.log_tail()
+        )
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """Graceful stop (SIGTERM, then SIGKILL if it hangs); returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushes."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def restart(self) -> ServerProcess:
+        self.stop()
+        return self.start()
+
+    def client(self, timeout: float = 30.0) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def log_tail(self) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no server log)"
+        return text[-LOG_TAIL_CHARS:]
+
+
+def _print_log(server: ServerProcess) -> None:
+    print(f"\n----- server log ({server.log_path}) -----\n{server.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real ``memos serve`` subprocess (MiniLM, the default embedder) for the session."""
+    root = tmp_path_factory.mktemp("server")
+    srv = ServerProcess(root / "data", root / "server.log", embedder="minilm")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def http(server: ServerProcess, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """An httpx client on the session server; prints the server log if the test failed."""
+    with server.client() as client:
+        yield client
+    if phase_failed(request) or (server.proc is not None and server.proc.poll() is not None):
+        _print_log(server)
+
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def restartable_server(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ServerFactory]:
+    """Factory: ``make(data_dir=None, embedder="hash")`` -> a started ServerProcess.
+
+    The test may ``stop()``, ``kill()``, ``start()`` or ``restart()`` it; every
+    server made is stopped at teardown and its log printed if the test failed.
+    """
+    made: list[ServerProcess] = []
+
+    def make(data_dir: Path | None = None, embedder: str = "hash") -> ServerProcess:
+        n = len(made)
+        srv = ServerProcess(
+            data_dir or tmp_path / f"srv{n}-data", tmp_path / f"srv{n}.log", embedder=embedder
+        )
+        made.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in made:
+        srv.stop()
+    if phase_failed(request):
+        for srv in made:
+            _print_log(srv)

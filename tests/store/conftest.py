@@ -1,0 +1,85 @@
+"""Adapters under the store conformance suite.
+
+Every adapter of :class:`memos.store.base.MemoryStore` must pass
+``test_store_conformance.py``. To add one, add a builder to ``BUILDERS`` and a
+name to ``ADAPTERS``; import the adapter lazily inside the builder so a missing
+driver only affects its own parameter. Tests never assume an empty backend:
+each one works in freshly generated cube ids, so a shared database is fine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from memos.store.base import MemoryStore
+
+POSTGRES_DSN = os.environ.get("MEMOS_TEST_POSTGRES_DSN")
+EMBED_MODEL = "conformance-test"
+
+
+def _sqlite(tmp_path: Path) -> Callable[[], MemoryStore]:
+    from memos.store.sqlite import SQLiteStore
+
+    path = tmp_path / "conformance.db"
+    return lambda: SQLiteStore(path, embed_model=EMBED_MODEL)
+
+
+def _postgres(tmp_path: Path) -> Callable[[], MemoryStore]:
+    from memos.store.postgres import PostgresStore  # type: ignore[import-not-found]
+
+    return lambda: PostgresStore(POSTGRES_DSN, embed_model=EMBED_MODEL)
+
+
+# name -> builder(tmp_path) returning an opener; each opener call is a new
+# instance (connection pool, caches) on the SAME backing data.
+BUILDERS: dict[str, Callable[[Path], Callable[[], MemoryStore]]] = {
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
+
+ADAPTERS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.skipif(
+            not POSTGRES_DSN, reason="set MEMOS_TEST_POSTGRES_DSN to test the postgres adapter"
+        ),
+    ),
+]
+
+
+class Backend:
+    """Opens store instances of one adapter on shared data; closes them at teardown."""
+
+    def __init__(self, name: str, opener: Callable[[], MemoryStore]) -> None:
+        self.name = name
+        self._opener = opener
+        self.opened: list[MemoryStore] = []
+
+    def open(self) -> MemoryStore:
+        store = self._opener()
+        self.opened.append(store)
+        return store
+
+    def close_all(self) -> None:
+        for store in self.opened:
+            with contextlib.suppress(Exception):  # best effort at teardown
+                store.close()
+
+
+@pytest.fixture(params=ADAPTERS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    name = str(request.param)
+    b = Backend(name, BUILDERS[name](tmp_path))
+    yield b
+    b.close_all()
+
+
+@pytest.fixture
+def store(backend: Backend) -> MemoryStore:
+    return backend.open()
