@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 __all__ = ["MemOS", "MemOSClient", "MemoryAPI", "__version__"]
 
 if TYPE_CHECKING:
-    from memos.sdk import MemOS, MemOSClient, MemoryAPI
+    from memos.sdk import MemoryAPI, MemOS, MemOSClient
 
 
 def __getattr__(name: str) -> Any:

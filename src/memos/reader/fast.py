@@ -23,13 +23,14 @@ from memos.domain.models import (
     Scope,
     Source,
 )
-from memos.text.tokens import count_tokens
+from memos.text.tokens import count_tokens, cut_by_tokens
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？\n])\s*")
 KEY_CHARS = 60
 
 
 def _split_long(text: str, max_tokens: int) -> list[str]:
+    """Windows of at most ``max_tokens``, cut at sentence ends where possible."""
     if count_tokens(text) <= max_tokens:
         return [text]
     chunks: list[str] = []
@@ -37,12 +38,7 @@ def _split_long(text: str, max_tokens: int) -> list[str]:
     size = 0
     for sentence in (s for s in _SENTENCE_END.split(text) if s.strip()):
         n = count_tokens(sentence)
-        if n > max_tokens:  # one giant sentence: cut by words
-            words = sentence.split(" ")
-            step = max(1, len(words) * max_tokens // max(n, 1))
-            pieces = [" ".join(words[i : i + step]) for i in range(0, len(words), step)]
-        else:
-            pieces = [sentence]
+        pieces = [sentence] if n <= max_tokens else _pack_words(sentence, max_tokens)
         for piece in pieces:
             m = count_tokens(piece)
             if current and size + m > max_tokens:
@@ -53,6 +49,26 @@ def _split_long(text: str, max_tokens: int) -> list[str]:
     if current:
         chunks.append(" ".join(current))
     return chunks
+
+
+def _pack_words(sentence: str, max_tokens: int) -> list[str]:
+    """Words packed into pieces under the window; a giant word is cut at token edges."""
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    for word in sentence.split(" "):
+        n = count_tokens(word)
+        parts = cut_by_tokens(word, max_tokens) if n > max_tokens else [word]
+        for part in parts:
+            m = count_tokens(part)
+            if current and size + m > max_tokens:
+                pieces.append(" ".join(current))
+                current, size = [], 0
+            current.append(part)
+            size += m
+    if current:
+        pieces.append(" ".join(current))
+    return pieces
 
 
 def make_key(text: str) -> str:

@@ -80,14 +80,17 @@ def flatten_content(content: str | list[dict[str, Any]] | None) -> str:
                 raise InvalidParameter("a text part needs a string 'text'")
             texts.append(text)
         elif kind in ("image_url", "input_image"):
-            url = (part.get("image_url") or {}).get("url", "") if kind == "image_url" else ""
-            texts.append(
-                "[image]" if str(url).startswith("data:") or not url else f"[image: {url}]"
-            )
+            ref = part.get("image_url") if kind == "image_url" else {"url": part.get("image_url")}
+            url = ref.get("url") if isinstance(ref, dict) else None
+            if not isinstance(ref, dict) or (url is not None and not isinstance(url, str)):
+                raise InvalidParameter('image_url must be an object such as {"url": "https://..."}')
+            texts.append("[image]" if not url or url.startswith("data:") else f"[image: {url}]")
         elif kind in ("file", "input_file"):
-            f = part.get("file") or {}
-            name = f.get("filename") or f.get("file_id") or "file"
-            texts.append(f"[file: {name}]")
+            ref = part.get("file")
+            if not isinstance(ref, dict):
+                raise InvalidParameter("file must be an object such as {\"file_data\": ...}")
+            name = (ref.get("filename") or ref.get("file_id")) if isinstance(ref, dict) else None
+            texts.append(f"[file: {name or 'file'}]")
         else:
             raise UnsupportedType(
                 f"unsupported content part type {kind!r}; use text, image_url or file"
@@ -113,6 +116,15 @@ def check_messages(messages: list[MessageInput] | None, limits: LimitSettings) -
         for call in msg.tool_calls or []:
             if call.get("type", "function") != "function":
                 raise UnsupportedType(f"messages[{i}].tool_calls type must be 'function'")
+            fn = call.get("function")
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                raise InvalidParameter(
+                    f"messages[{i}].tool_calls[].function must be {{name, arguments}}"
+                )
+            if not isinstance(fn.get("arguments", ""), str | dict):
+                raise InvalidParameter(
+                    f"messages[{i}].tool_calls[].function.arguments must be a JSON string"
+                )
         if msg.message_id is not None and len(msg.message_id) > limits.max_id_chars:
             raise InvalidParameter(f"messages[{i}].message_id is longer than 100 characters")
         text = flatten_content(msg.content)

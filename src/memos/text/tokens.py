@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _CJK_RE = re.compile(f"[{_CJK}]")
 _TOKEN_RE = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+|[^\\w\\s]", re.UNICODE)
-_WORD_RE = re.compile(f"[^\\W_{_CJK}]+", re.UNICODE)
+_WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 
 STOPWORDS = frozenset(
     [
@@ -167,6 +167,31 @@ def count_tokens(text: str) -> int:
         piece = match.group(0)
         total += 1 if len(piece) <= 4 else (len(piece) + 3) // 4
     return total
+
+
+def cut_by_tokens(text: str, max_tokens: int) -> list[str]:
+    """Cut text into pieces of at most ``max_tokens`` (as counted above), at token edges."""
+    pieces: list[str] = []
+    start = 0
+    used = 0
+    for match in _TOKEN_RE.finditer(text):
+        piece = match.group(0)
+        cost = 1 if len(piece) <= 4 else (len(piece) + 3) // 4
+        if cost > max_tokens:  # one enormous "word": cut it by characters
+            if used:
+                pieces.append(text[start : match.start()])
+            step = max_tokens * 4
+            for i in range(match.start(), match.end(), step):
+                pieces.append(text[i : min(i + step, match.end())])
+            start, used = match.end(), 0
+            continue
+        if used + cost > max_tokens:
+            pieces.append(text[start : match.start()])
+            start, used = match.start(), 0
+        used += cost
+    if text[start:].strip():
+        pieces.append(text[start:])
+    return [p.strip() for p in pieces if p.strip()]
 
 
 def has_cjk(text: str) -> bool:

@@ -51,9 +51,14 @@ def tenant_token(cube_id: str) -> str:
     return "t" + hashlib.sha1(cube_id.encode("utf-8")).hexdigest()[:24]
 
 
-def _scope_sql(scope: Scope, params: list[Any], alias: str = "m") -> str:
+def _scope_sql(scope: Scope, params: list[Any], alias: str = "m", *, by_id: bool = False) -> str:
+    """The tenant predicate every query carries.
+
+    ``by_id`` marks lookups by primary id: the unary ``+`` stops SQLite from
+    walking the tenant's whole ``(cube_id, status)`` index instead of the id index.
+    """
     params.append(scope.cube_id)
-    sql = f"{alias}.cube_id = ?"
+    sql = f"+{alias}.cube_id = ?" if by_id else f"{alias}.cube_id = ?"
     if scope.agent_id is not None:
         params.append(scope.agent_id)
         sql += f" AND {alias}.agent_id = ?"
@@ -239,7 +244,7 @@ class SQLiteStore:
             params: list[Any] = [memory_id]
             row = conn.execute(
                 f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
-                f"WHERE m.id = ? AND {_scope_sql(scope, params)}",
+                f"WHERE m.id = ? AND {_scope_sql(scope, params, by_id=True)}",
                 params,
             ).fetchone()
             if row is None:
@@ -309,9 +314,10 @@ class SQLiteStore:
         now = time.time()
         with self._tx("changing memory status") as conn:
             params: list[Any] = list(memory_ids)
+            in_scope = _scope_sql(scope, params, by_id=True)
             found = conn.execute(
                 f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
-                f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {_scope_sql(scope, params)} "
+                f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {in_scope} "
                 "AND m.status != ?",
                 [*params, str(status)],
             ).fetchall()
@@ -372,10 +378,10 @@ class SQLiteStore:
         params: list[Any] = list(memory_ids)
         sql = (
             f"SELECT {rows.MEMORY_COLUMNS} FROM memories m "
-            f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {_scope_sql(scope, params)}"
+            f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {_scope_sql(scope, params, by_id=True)}"
         )
         if not include_inactive:
-            sql += " AND m.status = ?"
+            sql += " AND +m.status = ?"
             params.append(LIVE)
         with _translate("reading memories"):
             found = {
@@ -521,26 +527,33 @@ class SQLiteStore:
                 return cache
         # (re)load outside the lock; a concurrent loader just does the same work
         fresh = CubeVectors(dim, generation)
-        ids: list[int] = []
-        blobs: list[bytes] = []
+        (count,) = conn.execute(
+            "SELECT count(*) FROM memory_vectors WHERE cube_id = ?", (cube_id,)
+        ).fetchone()
+        # Fill one preallocated matrix: joining blobs first would hold the index three times.
+        mat = np.empty((int(count), dim), np.float32)
+        ids = np.empty(int(count), np.int64)
+        n = 0
         for rowid, blob in conn.execute(
             "SELECT v.rowid, v.vec FROM memory_vectors v JOIN memories m ON m.rowid = v.rowid "
             "WHERE v.cube_id = ? AND m.status = ? ORDER BY v.rowid",
             (cube_id, LIVE),
         ):
-            ids.append(int(rowid))
-            blobs.append(blob)
-        if ids:
-            mat = np.frombuffer(b"".join(blobs), np.float32).reshape(len(ids), -1)
-            if mat.shape[1] != dim:
+            if n >= len(ids):  # rows added since the count; the next search reloads
+                break
+            vec = np.frombuffer(blob, np.float32)
+            if len(vec) != dim:
                 raise StoreError(
-                    f"stored vectors have {mat.shape[1]} dimensions but the embedder makes {dim}; "
+                    f"stored vectors have {len(vec)} dimensions but the embedder makes {dim}; "
                     "use the embedder this data directory was built with"
                 )
-            fresh.append(ids, mat)
+            mat[n] = vec
+            ids[n] = rowid
+            n += 1
+        fresh.adopt(ids[:n], mat[:n])
         with self._cubes_lock:
             self._cubes[cube_id] = fresh
-        logger.info("loaded %d vectors for cube %s", len(ids), cube_id)
+        logger.info("loaded %d vectors for cube %s", n, cube_id)
         return fresh
 
     def _allowed_rowids(self, scope: Scope, flt: Node | None) -> np.ndarray | None:
@@ -608,13 +621,14 @@ class SQLiteStore:
         if not memory_ids:
             return np.zeros((0, 0), np.float32)
         params: list[Any] = list(memory_ids)
+        in_scope = _scope_sql(scope, params, by_id=True)
         with _translate("reading vectors"):
             found = (
                 self._reader()
                 .execute(
                     "SELECT m.id, v.vec FROM memories m "
                     "JOIN memory_vectors v ON v.rowid = m.rowid "
-                    f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {_scope_sql(scope, params)}",
+                    f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {in_scope}",
                     params,
                 )
                 .fetchall()

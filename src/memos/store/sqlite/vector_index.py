@@ -36,6 +36,16 @@ class CubeVectors:
     def __len__(self) -> int:
         return self._n - self._dead
 
+    def adopt(self, rowids: RowIds, vectors: Vectors) -> None:
+        """Take over freshly loaded arrays without copying them (first load only)."""
+        with self._lock:
+            if self._n:
+                raise ValueError("adopt() is only for an empty index")
+            self._mat = vectors
+            self._rowids = rowids
+            self._alive = np.ones(len(rowids), bool)
+            self._n = len(rowids)
+
     def append(self, rowids: Sequence[int], vectors: Vectors) -> None:
         if not len(rowids):
             return
