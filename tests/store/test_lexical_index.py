@@ -188,3 +188,37 @@ def test_replace_and_remove_unknown_are_ignored() -> None:
     lex.replace(1, "delta")
     assert lex.search("alpha", 5) == []
     assert [r for r, _ in lex.search("delta", 5)] == [1]
+
+
+def test_concurrent_writes_and_searches() -> None:
+    """Searches score outside the lock while a writer appends, replaces and compacts."""
+    import threading
+
+    rng = random.Random(5)
+    lex = CubeLexicon(0)
+    lex.add(list(range(1, 3001)), [random_text(rng) for _ in range(3000)])
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                for r, s in lex.search("apple river running", 20):
+                    assert s > 0 and r > 0
+        except BaseException as exc:  # surfaced in the main thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    wrng = random.Random(6)
+    next_id = 3001
+    for _ in range(200):
+        lex.add([next_id, next_id + 1], [random_text(wrng), random_text(wrng)])
+        next_id += 2
+        lex.remove(wrng.sample(range(1, next_id), 20))
+        lex.replace(wrng.randrange(1, next_id), random_text(wrng))
+    done.set()
+    for t in threads:
+        t.join()
+    assert not errors
