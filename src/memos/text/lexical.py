@@ -66,3 +66,12 @@ def lexical_tokens(text: str) -> list[str]:
                 stem = _cache[word] = _resolve(word)
                 stems[i] = stem
     return [s for s in stems if s]
+
+
+def lexical_text(key: str, value: str) -> str:
+    """What a memory contributes to keyword search: its value, plus a title that adds words.
+
+    Fast-mode keys are prefixes of the value; indexing them again would only
+    inflate the first words' term frequency.
+    """
+    return value if not key or value.startswith(key.rstrip("…")) else f"{key}\n{value}"

@@ -212,25 +212,7 @@ def _jieba() -> object:
 
 
 def segment_cjk(text: str) -> str:
-    """Space-join jieba words so FTS5's unicode61 tokenizer sees Chinese words."""
+    """Space-join jieba words so a word tokenizer sees Chinese words."""
     jieba = _jieba()
     words = jieba.lcut_for_search(text)  # type: ignore[attr-defined]
     return " ".join(w for w in words if w.strip())
-
-
-def index_text(text: str) -> str:
-    """What goes into the full-text index for ``text``."""
-    return segment_cjk(text) if has_cjk(text) else text
-
-
-def query_terms(text: str, *, max_terms: int = 32) -> list[str]:
-    """Distinct lowercase content words of a query, for an OR-ed BM25 match."""
-    source = segment_cjk(text) if has_cjk(text) else text
-    seen: dict[str, None] = {}
-    for word in _WORD_RE.findall(source.lower()):
-        if word in STOPWORDS or (len(word) == 1 and not has_cjk(word) and not word.isdigit()):
-            continue
-        seen.setdefault(word, None)
-        if len(seen) >= max_terms:
-            break
-    return list(seen)

@@ -118,9 +118,6 @@ def _core(conn: sqlite3.Connection) -> None:
             create_time REAL NOT NULL,
             update_time REAL NOT NULL
         );
-        CREATE VIRTUAL TABLE memory_fts USING fts5(
-            tenant, body, tokenize = 'porter unicode61 remove_diacritics 2'
-        );
         """,
     )
 

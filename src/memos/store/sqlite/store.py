@@ -3,13 +3,13 @@
 One writer connection behind a lock (every write is one ``BEGIN IMMEDIATE``
 transaction), one reader connection per thread, WAL so readers never block the
 writer. Vectors live in ``memory_vectors`` and are served from an in-memory
-per-cube matrix (see ``vector_index``); BM25 comes from FTS5, with a per-cube
-token in its own column so a match never leaves the tenant.
+per-cube matrix (see ``vector_index``) and BM25 from an in-memory per-cube
+index (see ``lexical_index``); both are caches of the tables, rebuilt when
+another process bumped the cube's generation and patched in place otherwise.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
@@ -38,17 +38,14 @@ from memos.errors import MemoryNotFound, PermissionDenied, StoreError
 from memos.store.base import VectorHit
 from memos.store.sqlite import rows
 from memos.store.sqlite.filters import compile_filter
+from memos.store.sqlite.lexical_index import CubeLexicon
 from memos.store.sqlite.schema import apply_migrations
 from memos.store.sqlite.vector_index import CubeVectors
-from memos.text.tokens import index_text, query_terms
+from memos.text.lexical import lexical_text
 
 logger = logging.getLogger(__name__)
 
 LIVE = MemoryStatus.ACTIVATED.value
-
-
-def tenant_token(cube_id: str) -> str:
-    return "t" + hashlib.sha1(cube_id.encode("utf-8")).hexdigest()[:24]
 
 
 def _scope_sql(scope: Scope, params: list[Any], alias: str = "m", *, by_id: bool = False) -> str:
@@ -87,6 +84,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._wlock = threading.Lock()
         self._cubes: dict[str, CubeVectors] = {}
+        self._lexicons: dict[str, CubeLexicon] = {}
         self._cubes_lock = threading.Lock()
         with _translate("opening the database"):
             self._writer = self._connect()
@@ -174,17 +172,23 @@ class SQLiteStore:
         ).fetchone()
         return int(row[0])
 
-    def _after_write(self, cube_id: str, generation: int) -> CubeVectors | None:
-        """The cache to patch for a write that produced ``generation``, if still in step."""
+    def _after_write(self, cube_id: str, generation: int) -> tuple[Any, Any]:
+        """The (vectors, lexicon) caches to patch for a write that produced ``generation``.
+
+        A cache that missed a write (another process wrote in between) is dropped
+        and rebuilt by the next search instead.
+        """
+        out: list[Any] = []
         with self._cubes_lock:
-            cache = self._cubes.get(cube_id)
-            if cache is None:
-                return None
-            if cache.generation != generation - 1:
-                del self._cubes[cube_id]
-                return None
-            cache.generation = generation
-            return cache
+            for caches in (self._cubes, self._lexicons):
+                cache = caches.get(cube_id)
+                if cache is not None and cache.generation != generation - 1:
+                    del caches[cube_id]
+                    cache = None
+                if cache is not None:
+                    cache.generation = generation
+                out.append(cache)
+        return out[0], out[1]
 
     def ingest(
         self,
@@ -195,7 +199,6 @@ class SQLiteStore:
     ) -> None:
         if len(memories) != len(vectors):
             raise ValueError("one vector per memory is required")
-        token = tenant_token(scope.cube_id)
         rowids: list[int] = []
         with self._tx("adding messages and memories") as conn:
             conn.executemany(
@@ -214,15 +217,13 @@ class SQLiteStore:
                     "INSERT INTO memory_vectors (rowid, cube_id, model, vec) VALUES (?, ?, ?, ?)",
                     (rowid, scope.cube_id, self.embed_model, _blob(vec)),
                 )
-                conn.execute(
-                    "INSERT INTO memory_fts (rowid, tenant, body) VALUES (?, ?, ?)",
-                    (rowid, token, index_text(f"{item.key}\n{item.value}")),
-                )
             generation = self._bump(conn, scope.cube_id) if memories else -1
         if memories:
-            cache = self._after_write(scope.cube_id, generation)
-            if cache is not None:
-                cache.append(rowids, np.asarray(vectors, np.float32))
+            vec_cache, lex_cache = self._after_write(scope.cube_id, generation)
+            if vec_cache is not None:
+                vec_cache.append(rowids, np.asarray(vectors, np.float32))
+            if lex_cache is not None:
+                lex_cache.add(rowids, [lexical_text(m.key, m.value) for m in memories])
 
     @staticmethod
     def _check_owned(scope: Scope, item: MemoryItem) -> None:
@@ -275,20 +276,19 @@ class SQLiteStore:
                     "UPDATE memory_vectors SET vec = ?, model = ? WHERE rowid = ?",
                     (_blob(vector), self.embed_model, rowid),
                 )
-            if "key" in changes or "value" in changes:
-                conn.execute(
-                    "UPDATE memory_fts SET body = ? WHERE rowid = ?",
-                    (index_text(f"{new.key}\n{new.value}"), rowid),
-                )
             generation = self._bump(conn, scope.cube_id)
-        cache = self._after_write(scope.cube_id, generation)
-        if cache is not None:
-            if new.status != MemoryStatus.ACTIVATED:
-                cache.remove([rowid])
-            elif old.status != MemoryStatus.ACTIVATED:
-                self._drop_cache(scope.cube_id)
-            elif vector is not None:
-                cache.replace(rowid, np.asarray(vector, np.float32))
+        vec_cache, lex_cache = self._after_write(scope.cube_id, generation)
+        if old.status != MemoryStatus.ACTIVATED and new.status == MemoryStatus.ACTIVATED:
+            self._drop_cache(scope.cube_id)
+        elif new.status != MemoryStatus.ACTIVATED:
+            for cache in (vec_cache, lex_cache):
+                if cache is not None:
+                    cache.remove([rowid])
+        else:
+            if vec_cache is not None and vector is not None:
+                vec_cache.replace(rowid, np.asarray(vector, np.float32))
+            if lex_cache is not None and ("key" in changes or "value" in changes):
+                lex_cache.replace(rowid, lexical_text(new.key, new.value))
         return new
 
     def _archive_version(self, conn: sqlite3.Connection, old: MemoryItem) -> None:
@@ -331,12 +331,13 @@ class SQLiteStore:
             )
             generation = self._bump(conn, scope.cube_id) if rowids else -1
         if rowids:
-            cache = self._after_write(scope.cube_id, generation)
-            if cache is not None:
-                if status == MemoryStatus.ACTIVATED:
-                    self._drop_cache(scope.cube_id)
-                else:
-                    cache.remove(rowids)
+            vec_cache, lex_cache = self._after_write(scope.cube_id, generation)
+            if status == MemoryStatus.ACTIVATED:
+                self._drop_cache(scope.cube_id)
+            else:
+                for cache in (vec_cache, lex_cache):
+                    if cache is not None:
+                        cache.remove(rowids)
         return len(rowids)
 
     def delete_scope(self, scope: Scope) -> int:
@@ -514,6 +515,37 @@ class SQLiteStore:
     def _drop_cache(self, cube_id: str) -> None:
         with self._cubes_lock:
             self._cubes.pop(cube_id, None)
+            self._lexicons.pop(cube_id, None)
+
+    def _generation(self, cube_id: str) -> int:
+        row = (
+            self._reader()
+            .execute("SELECT generation FROM cube_state WHERE cube_id = ?", (cube_id,))
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def _cube_lexicon(self, cube_id: str) -> CubeLexicon:
+        generation = self._generation(cube_id)
+        with self._cubes_lock:
+            cache = self._lexicons.get(cube_id)
+            if cache is not None and cache.generation == generation:
+                return cache
+        fresh = CubeLexicon(generation)
+        rowids: list[int] = []
+        texts: list[str] = []
+        for rowid, key, value in self._reader().execute(
+            "SELECT rowid, key, value FROM memories WHERE cube_id = ? AND status = ? "
+            "ORDER BY rowid",
+            (cube_id, LIVE),
+        ):
+            rowids.append(int(rowid))
+            texts.append(lexical_text(key, value))
+        fresh.add(rowids, texts)
+        with self._cubes_lock:
+            self._lexicons[cube_id] = fresh
+        logger.info("indexed %d memories for keyword search in cube %s", len(rowids), cube_id)
+        return fresh
 
     def _cube_vectors(self, cube_id: str, dim: int) -> CubeVectors:
         conn = self._reader()
@@ -591,31 +623,13 @@ class SQLiteStore:
         return [VectorHit(names[r], s) for r, s in hits if r in names]
 
     def text_search(self, scope: Scope, query: str, k: int, flt: Node | None) -> list[VectorHit]:
-        terms = query_terms(query)
-        if not terms:
-            return []
-        match = (
-            f'tenant : "{tenant_token(scope.cube_id)}" AND ('
-            + " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-            + ")"
-        )
-        params: list[Any] = [match]
-        where = f"memory_fts MATCH ? AND {_scope_sql(scope, params)} AND m.status = ?"
-        params.append(LIVE)
-        if flt is not None:
-            where += " AND " + compile_filter(flt, "m", params)
         with _translate("searching text"):
-            found = (
-                self._reader()
-                .execute(
-                    "SELECT m.id, bm25(memory_fts, 0.0, 1.0) AS s FROM memory_fts "
-                    f"JOIN memories m ON m.rowid = memory_fts.rowid WHERE {where} "
-                    "ORDER BY s LIMIT ?",
-                    [*params, k],
-                )
-                .fetchall()
-            )
-        return [VectorHit(str(r[0]), -float(r[1])) for r in found]
+            lexicon = self._cube_lexicon(scope.cube_id)
+            allowed = self._allowed_rowids(scope, flt)
+            # long queries: the first 1,000 characters carry the keywords that matter
+            hits = lexicon.search(query[:1000], k, allowed)
+            names = self._ids_for([h[0] for h in hits])
+        return [VectorHit(names[r], s) for r, s in hits if r in names]
 
     def vectors(self, scope: Scope, memory_ids: Sequence[str]) -> Vectors:
         if not memory_ids:
