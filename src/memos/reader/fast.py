@@ -12,7 +12,7 @@ instructions to the assistant, not facts about the user.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from memos.domain.models import (
     MemoryItem,
@@ -29,46 +29,43 @@ _SENTENCE_END = re.compile(r"(?<=[.!?。！？\n])\s*")
 KEY_CHARS = 60
 
 
-def _split_long(text: str, max_tokens: int) -> list[str]:
-    """Windows of at most ``max_tokens``, cut at sentence ends where possible."""
-    if count_tokens(text) <= max_tokens:
-        return [text]
+def _pack(pieces: Iterable[str], max_tokens: int) -> list[str]:
+    """Greedily join pieces (each within the window) into windows of <= max_tokens."""
     chunks: list[str] = []
     current: list[str] = []
     size = 0
-    for sentence in (s for s in _SENTENCE_END.split(text) if s.strip()):
-        n = count_tokens(sentence)
-        pieces = [sentence] if n <= max_tokens else _pack_words(sentence, max_tokens)
-        for piece in pieces:
-            m = count_tokens(piece)
-            if current and size + m > max_tokens:
-                chunks.append(" ".join(current))
-                current, size = [], 0
-            current.append(piece)
-            size += m
+    for piece in pieces:
+        n = count_tokens(piece)
+        if current and size + n > max_tokens:
+            chunks.append(" ".join(current))
+            current, size = [], 0
+        current.append(piece)
+        size += n
     if current:
         chunks.append(" ".join(current))
     return chunks
 
 
-def _pack_words(sentence: str, max_tokens: int) -> list[str]:
-    """Words packed into pieces under the window; a giant word is cut at token edges."""
-    pieces: list[str] = []
-    current: list[str] = []
-    size = 0
+def _words(sentence: str, max_tokens: int) -> Iterator[str]:
+    """A too-long sentence as words; a too-long word cut at token edges."""
     for word in sentence.split(" "):
-        n = count_tokens(word)
-        parts = cut_by_tokens(word, max_tokens) if n > max_tokens else [word]
-        for part in parts:
-            m = count_tokens(part)
-            if current and size + m > max_tokens:
-                pieces.append(" ".join(current))
-                current, size = [], 0
-            current.append(part)
-            size += m
-    if current:
-        pieces.append(" ".join(current))
-    return pieces
+        if count_tokens(word) > max_tokens:
+            yield from cut_by_tokens(word, max_tokens)
+        else:
+            yield word
+
+
+def _split_long(text: str, max_tokens: int) -> list[str]:
+    """Windows of at most ``max_tokens``, cut at sentence ends where possible."""
+    if count_tokens(text) <= max_tokens:
+        return [text]
+    pieces: list[str] = []
+    for sentence in (s for s in _SENTENCE_END.split(text) if s.strip()):
+        if count_tokens(sentence) <= max_tokens:
+            pieces.append(sentence)
+        else:
+            pieces.extend(_pack(_words(sentence, max_tokens), max_tokens))
+    return _pack(pieces, max_tokens)
 
 
 def make_key(text: str) -> str:
