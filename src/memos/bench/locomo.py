@@ -45,7 +45,19 @@ from memos.embedders import build_embedder
 from memos.settings import load_settings
 from memos.text.tokens import STOPWORDS
 
-DEFAULT_DATA = Path("/work/shared/bench/locomo/locomo_public.json")
+_LOCOMO = Path("shared/bench/locomo/locomo_public.json")
+
+
+def _default_data() -> Path:
+    """The public LoCoMo half in the ``shared/`` folder beside the checkout."""
+    repo = Path(__file__).resolve().parents[3]
+    for base in (repo.parent, Path.cwd().parent, Path("/work")):
+        if (base / _LOCOMO).exists():
+            return base / _LOCOMO
+    return repo.parent / _LOCOMO
+
+
+DEFAULT_DATA = _default_data()
 DEFAULT_OUT = Path("bench/results/locomo.json")
 BUDGETS = (200, 500, 1000)
 SEARCH_LIMIT = 25
