@@ -73,6 +73,8 @@ class GetMessageRequest(CloudRequest):
 
 class GetStatusRequest(CloudRequest):
     task_id: str | None = None
+    # Optional: when given, a task of another user's cube reads as not found.
+    user_id: str | None = None
 
 
 def add_message(svc: MemoryService, req: AddMessageRequest) -> dict[str, Any]:
@@ -155,4 +157,4 @@ def get_message(svc: MemoryService, req: GetMessageRequest) -> dict[str, Any]:
 
 
 def get_status(svc: MemoryService, req: GetStatusRequest) -> dict[str, Any]:
-    return {"status": svc.task_status(req.task_id)}
+    return {"status": svc.task_status(req.task_id, req.user_id)}
