@@ -175,3 +175,18 @@ def test_mixed_chinese_and_english_data(minilm_service: MemoryService,
     # with the default threshold, a Chinese keyword query still returns its fact
     hits = minilm_service.search(user_id=USER, query="杭州")
     assert zh_ids[ZH_FACTS[0]] in [h.memory.id for h in hits]
+
+
+def test_readme_tour_query_passes_the_default_threshold(minilm_service: MemoryService) -> None:
+    """The README's first search must answer with the seed's default relativity (0.45)."""
+    minilm_service.add(
+        user_id="tour-alice",
+        conversation_id="trip-01",
+        messages=[MessageInput(role="user", content=(
+            "I moved to Hangzhou last spring and I love spicy food."))],
+    )
+    hits = minilm_service.search(user_id="tour-alice", query="Where do I live?")
+    assert hits and "Hangzhou" in hits[0].memory.value
+    assert hits[0].relativity >= 0.45
+    # and the other user in the seed's isolation example sees nothing of it
+    assert minilm_service.search(user_id="tour-bob", query="Where do I live?") == []
