@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from memos.domain.models import MessageInput
 from memos.errors import InvalidParameter
 from memos.service import MemoryService
-from memos.wire.render import memory_detail, message_detail, page_fields
+from memos.wire.render import memory_detail, memory_page, message_detail
 
 
 class CloudRequest(BaseModel):
@@ -121,13 +121,7 @@ def search_memory(svc: MemoryService, req: SearchMemoryRequest) -> dict[str, Any
 
 def get_memory(svc: MemoryService, req: GetMemoryRequest) -> dict[str, Any]:
     page = svc.list_memories(user_id=req.user_id, page=req.page, size=req.size, filter=req.filter)
-    size = req.size or 10
-    return {
-        "memory_detail_list": [memory_detail(m) for m in page.items],
-        "preference_detail_list": [],
-        "tool_memory_detail_list": [],
-        **page_fields(page.total, size, req.page or 1),
-    }
+    return memory_page(page, req.size, req.page)
 
 
 def delete_memory(svc: MemoryService, req: DeleteMemoryRequest) -> dict[str, Any]:

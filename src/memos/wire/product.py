@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from memos.domain.models import MemoryItem, MessageInput, ScoredMemory
 from memos.errors import InvalidParameter
 from memos.service import MemoryService
-from memos.wire.render import iso, memory_detail, page_fields, sources
+from memos.wire.render import iso, memory_detail, memory_page, sources
 
 PRODUCT_MAX_TOP_K = 50
 
@@ -222,13 +222,7 @@ def get_memory(svc: MemoryService, req: ProductGetMemoryRequest) -> dict[str, An
         size=req.size,
         filter=req.filter,
     )
-    size = req.size or 10
-    return {
-        "memory_detail_list": [memory_detail(m) for m in page.items],
-        "preference_detail_list": [],
-        "tool_memory_detail_list": [],
-        **page_fields(page.total, size, req.page or 1),
-    }
+    return memory_page(page, req.size, req.page)
 
 
 def get_memory_by_id(svc: MemoryService, user_id: str | None, memory_id: str) -> dict[str, Any]:

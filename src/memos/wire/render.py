@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from memos.domain.models import MemoryItem, Message
+from memos.domain.models import MemoryItem, Message, Page
 
 
 def iso(value: datetime | None) -> str | None:
@@ -54,3 +54,13 @@ def message_detail(msg: Message) -> dict[str, Any]:
 
 def page_fields(total: int, size: int, page: int) -> dict[str, int]:
     return {"total": total, "size": size, "current": page, "pages": (total + size - 1) // size}
+
+
+def memory_page(page: Page, size: int | None, current: int | None) -> dict[str, Any]:
+    """A ``get_memory`` payload: facts plus (still empty) preference and tool lists."""
+    return {
+        "memory_detail_list": [memory_detail(m) for m in page.items],
+        "preference_detail_list": [],
+        "tool_memory_detail_list": [],
+        **page_fields(page.total, size or 10, current or 1),
+    }
