@@ -123,6 +123,9 @@ class MemoryItem(BaseModel):
     confidence: float = 0.99
     sources: list[Source] = Field(default_factory=list)
     mode: MemoryMode = MemoryMode.FAST
+    # Index-only text around the memory (neighbouring turns, the date): found by
+    # keyword search, never returned, so answers stay precise.
+    context: str = ""
     version: int = 1
     event_time: datetime | None = None
     create_time: datetime = Field(default_factory=utcnow)

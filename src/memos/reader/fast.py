@@ -68,6 +68,23 @@ def _split_long(text: str, max_tokens: int) -> list[str]:
     return _pack(pieces, max_tokens)
 
 
+CONTEXT_TURNS = 2
+CONTEXT_CHARS = 600
+
+
+def _context(turns: Sequence[tuple[Message, str]], i: int) -> str:
+    """Neighbouring turns and the date: what a question about this turn may name.
+
+    A reply like "Yes, last Tuesday!" only makes sense with the turn before it;
+    indexing the neighbours (not returning them) lets keyword search find it.
+    """
+    lo, hi = max(0, i - CONTEXT_TURNS), min(len(turns), i + CONTEXT_TURNS + 1)
+    parts = [t[:CONTEXT_CHARS] for j, (_, t) in enumerate(turns[lo:hi], lo) if j != i]
+    if turns[i][0].chat_time:
+        parts.append(str(turns[i][0].chat_time))
+    return "\n".join(parts)
+
+
 def make_key(text: str) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
     return first if len(first) <= KEY_CHARS else first[: KEY_CHARS - 1].rstrip() + "…"
@@ -99,12 +116,10 @@ class FastReader:
         info: dict[str, object] | None = None,
     ) -> list[MemoryItem]:
         out: list[MemoryItem] = []
-        for msg in messages:
-            if msg.role == Role.SYSTEM:
-                continue
-            text = message_text(msg)
-            if not text.strip():
-                continue
+        turns = [(m, message_text(m)) for m in messages if m.role != Role.SYSTEM]
+        turns = [(m, t) for m, t in turns if t.strip()]
+        for i, (msg, text) in enumerate(turns):
+            context = _context(turns, i)
             source = Source(
                 type="chat",
                 message_id=msg.message_id or msg.id,
@@ -128,6 +143,7 @@ class FastReader:
                         info=dict(info or {}),
                         sources=[source],
                         mode=MemoryMode.FAST,
+                        context=context,
                         event_time=msg.event_time or msg.create_time,
                     )
                 )

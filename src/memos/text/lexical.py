@@ -68,10 +68,11 @@ def lexical_tokens(text: str) -> list[str]:
     return [s for s in stems if s]
 
 
-def lexical_text(key: str, value: str) -> str:
-    """What a memory contributes to keyword search: its value, plus a title that adds words.
+def lexical_text(key: str, value: str, context: str = "") -> str:
+    """What a memory contributes to keyword search: value, a title that adds words, context.
 
     Fast-mode keys are prefixes of the value; indexing them again would only
     inflate the first words' term frequency.
     """
-    return value if not key or value.startswith(key.rstrip("…")) else f"{key}\n{value}"
+    text = value if not key or value.startswith(key.rstrip("…")) else f"{key}\n{value}"
+    return f"{text}\n{context}" if context else text

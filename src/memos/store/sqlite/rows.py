@@ -19,7 +19,8 @@ from memos.domain.models import (
 
 MEMORY_COLUMNS = (
     "id, cube_id, user_id, agent_id, app_id, conversation_id, memory_type, key, value, tags, "
-    "info, status, confidence, sources, mode, version, event_time, create_time, update_time"
+    "info, status, confidence, sources, mode, version, event_time, create_time, update_time, "
+    "context"
 )
 MESSAGE_COLUMNS = (
     "id, message_id, cube_id, user_id, conversation_id, agent_id, app_id, role, content, parts, "
@@ -60,6 +61,7 @@ def memory_params(item: MemoryItem) -> tuple[Any, ...]:
         ts(item.event_time),
         ts(item.create_time),
         ts(item.update_time),
+        item.context,
     )
 
 
@@ -84,6 +86,7 @@ def memory_from_row(row: sqlite3.Row | tuple[Any, ...]) -> MemoryItem:
         event_time=dt(row[16]),
         create_time=when(row[17]),
         update_time=when(row[18]),
+        context=row[19] or "",
     )
 
 

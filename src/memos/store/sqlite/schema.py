@@ -122,6 +122,11 @@ def _core(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration("0002_memory_context")
+def _context(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE memories ADD COLUMN context TEXT NOT NULL DEFAULT ''")
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would COMMIT the surrounding migration transaction.
     for statement in script.split(";"):

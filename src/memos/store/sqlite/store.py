@@ -208,7 +208,7 @@ class SQLiteStore:
             for item, vec in zip(memories, vectors, strict=True):
                 self._check_owned(scope, item)
                 cur = conn.execute(
-                    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) VALUES ({_marks(19)})",
+                    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) VALUES ({_marks(20)})",
                     rows.memory_params(item),
                 )
                 rowid = int(cur.lastrowid or 0)
@@ -223,7 +223,7 @@ class SQLiteStore:
             if vec_cache is not None:
                 vec_cache.append(rowids, np.asarray(vectors, np.float32))
             if lex_cache is not None:
-                lex_cache.add(rowids, [lexical_text(m.key, m.value) for m in memories])
+                lex_cache.add(rowids, [lexical_text(m.key, m.value, m.context) for m in memories])
 
     @staticmethod
     def _check_owned(scope: Scope, item: MemoryItem) -> None:
@@ -288,7 +288,7 @@ class SQLiteStore:
             if vec_cache is not None and vector is not None:
                 vec_cache.replace(rowid, np.asarray(vector, np.float32))
             if lex_cache is not None and ("key" in changes or "value" in changes):
-                lex_cache.replace(rowid, lexical_text(new.key, new.value))
+                lex_cache.replace(rowid, lexical_text(new.key, new.value, new.context))
         return new
 
     def _archive_version(self, conn: sqlite3.Connection, old: MemoryItem) -> None:
@@ -534,13 +534,13 @@ class SQLiteStore:
         fresh = CubeLexicon(generation)
         rowids: list[int] = []
         texts: list[str] = []
-        for rowid, key, value in self._reader().execute(
-            "SELECT rowid, key, value FROM memories WHERE cube_id = ? AND status = ? "
+        for rowid, key, value, context in self._reader().execute(
+            "SELECT rowid, key, value, context FROM memories WHERE cube_id = ? AND status = ? "
             "ORDER BY rowid",
             (cube_id, LIVE),
         ):
             rowids.append(int(rowid))
-            texts.append(lexical_text(key, value))
+            texts.append(lexical_text(key, value, context))
         fresh.add(rowids, texts)
         with self._cubes_lock:
             self._lexicons[cube_id] = fresh
