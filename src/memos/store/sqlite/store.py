@@ -532,19 +532,19 @@ class SQLiteStore:
             if cache is not None and cache.generation == generation:
                 return cache
         fresh = CubeLexicon(generation)
-        rowids: list[int] = []
-        texts: list[str] = []
-        for rowid, key, value, context in self._reader().execute(
+        cursor = self._reader().execute(
             "SELECT rowid, key, value, context FROM memories WHERE cube_id = ? AND status = ? "
             "ORDER BY rowid",
             (cube_id, LIVE),
-        ):
-            rowids.append(int(rowid))
-            texts.append(lexical_text(key, value, context))
-        fresh.add(rowids, texts)
+        )
+        total = 0
+        # In slices, so the texts of a whole big cube are never held at once.
+        while batch := cursor.fetchmany(5000):
+            fresh.add([int(r[0]) for r in batch], [lexical_text(r[1], r[2], r[3]) for r in batch])
+            total += len(batch)
         with self._cubes_lock:
             self._lexicons[cube_id] = fresh
-        logger.info("indexed %d memories for keyword search in cube %s", len(rowids), cube_id)
+        logger.info("indexed %d memories for keyword search in cube %s", total, cube_id)
         return fresh
 
     def _cube_vectors(self, cube_id: str, dim: int) -> CubeVectors:
