@@ -62,13 +62,13 @@ class HybridSearcher:
         cands: dict[str, Candidate] = {}
         for rank, hit in enumerate(self.store.vector_search(scope, qvec, pool, flt)):
             c = cands.setdefault(hit.memory_id, Candidate(hit.memory_id))
-            c.fused += 1.0 / (k + rank + 1)
+            c.fused += self.settings.vector_weight / (k + rank + 1)
             c.cosine = hit.score
         text_hits = self.store.text_search(scope, query, pool, flt)
         best = text_hits[0].score if text_hits else 0.0
         for rank, hit in enumerate(text_hits):
             c = cands.setdefault(hit.memory_id, Candidate(hit.memory_id))
-            c.fused += 1.0 / (k + rank + 1)
+            c.fused += self.settings.text_weight / (k + rank + 1)
             c.lexical = hit.score / best if best > 0 else 0.0
         if not cands:
             return []
