@@ -321,7 +321,7 @@ def _run(
     overlap: list[float] = []
     for i, q in enumerate(queries):
         t0 = time.perf_counter()
-        qvec = svc.searcher.embed_query(q)
+        qvec = svc.embedder.embed_query(q)
         t1 = time.perf_counter()
         hits = svc.store.vector_search(scope, qvec, pool, None)
         t2 = time.perf_counter()

@@ -43,9 +43,6 @@ class HybridSearcher:
         self.embedder = embedder
         self.settings = settings
 
-    def embed_query(self, query: str) -> Vectors:
-        return self.embedder.embed_query(query)
-
     def search(
         self,
         scope: Scope,
@@ -75,11 +72,17 @@ class HybridSearcher:
         ordered = sorted(cands.values(), key=lambda c: -c.fused)[: max(limit * 4, 40)]
         items = {m.id: m for m in self.store.get_memories(scope, [c.memory_id for c in ordered])}
         ordered = [c for c in ordered if c.memory_id in items]
-        missing = [c.memory_id for c in ordered if c.cosine is None]
-        if missing:
-            vecs = self.store.vectors(scope, missing)
-            for mid, cos in zip(missing, vecs @ qvec, strict=True):
-                cands[mid].cosine = float(cos)
+        # One fetch serves both the cosines of keyword-only hits and the dedup below.
+        vecs = dict(
+            zip(
+                (c.memory_id for c in ordered),
+                self.store.vectors(scope, [c.memory_id for c in ordered]),
+                strict=True,
+            )
+        )
+        for c in ordered:
+            if c.cosine is None:
+                c.cosine = float(vecs[c.memory_id] @ qvec)
         if conversation_id is not None:
             for c in ordered:
                 if items[c.memory_id].conversation_id == conversation_id:
@@ -92,14 +95,16 @@ class HybridSearcher:
             if relativity > 0 and rel < relativity:
                 continue
             results.append(ScoredMemory(memory=items[c.memory_id], relativity=rel, score=c.fused))
-        return self._dedup(scope, results, limit)
+        return self._dedup(results, vecs, limit)
 
-    def _dedup(self, scope: Scope, results: list[ScoredMemory], limit: int) -> list[ScoredMemory]:
+    def _dedup(
+        self, results: list[ScoredMemory], vectors: dict[str, Vectors], limit: int
+    ) -> list[ScoredMemory]:
         """Drop near-identical hits (same text, or cosine above the dedup threshold)."""
         if len(results) <= 1:
             return results[:limit]
         head = results[: limit * 3]
-        vecs = self.store.vectors(scope, [r.memory.id for r in head])
+        vecs = np.stack([vectors[r.memory.id] for r in head])
         kept: list[int] = []
         seen_text: set[str] = set()
         for i, r in enumerate(head):

@@ -219,7 +219,7 @@ class MemoryService:
         flt = parse_filter(filter)
         scopes = self.readable_scopes(user_id, cube_ids)
         personal = flt.personal if flt else None
-        qvec = self.searcher.embed_query(q)
+        qvec = self.embedder.embed_query(q)
         hits: list[ScoredMemory] = []
         for scope in scopes:
             hits.extend(

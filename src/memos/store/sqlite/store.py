@@ -549,10 +549,7 @@ class SQLiteStore:
 
     def _cube_vectors(self, cube_id: str, dim: int) -> CubeVectors:
         conn = self._reader()
-        row = conn.execute(
-            "SELECT generation FROM cube_state WHERE cube_id = ?", (cube_id,)
-        ).fetchone()
-        generation = 0 if row is None else int(row[0])
+        generation = self._generation(cube_id)
         with self._cubes_lock:
             cache = self._cubes.get(cube_id)
             if cache is not None and cache.generation == generation:
