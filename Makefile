@@ -21,8 +21,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	@echo "installing test and lint tools..."
-	$(PIP) install -e ".[test,dev,multilingual]"
+	@echo "installing test and lint tools (llama.cpp compiles once: ~20 min on 2 cores)..."
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -e ".[test,dev,multilingual,local-llm]"
 	@touch $@
 
 serve: $(VENV)/.installed

@@ -1,7 +1,8 @@
 """Typed settings, read once at start-up and passed down.
 
 Precedence: explicit arguments (CLI flags) > ``MEMOS_*`` environment > defaults.
-Nested fields use ``__`` in the environment, e.g. ``MEMOS_EMBEDDER__KIND=openai``.
+Nested fields use ``__`` in the environment, e.g. ``MEMOS_EMBEDDER__KIND=openai``;
+the LLM settings also answer to flat names such as ``MEMOS_LLM_BASE_URL``.
 No other module reads the environment.
 """
 
@@ -56,12 +57,49 @@ class SearchSettings(BaseModel):
     text_weight: float = Field(default=1.0, ge=0.0)
     conversation_boost: float = Field(default=0.15, ge=0.0)
     dedup_cosine: float = Field(default=0.97, gt=0.0, le=1.0)
+    # Order candidates by the fitted linear feature score (off: by fused rank only).
+    feature_ranking: bool = True
+    # Read times in queries and order versions of a fact by time.
+    time_aware: bool = True
+    version_cosine: float = Field(default=0.8, gt=0.0, le=1.0)
+    version_scan: int = Field(default=10, ge=1, le=100)
 
 
 class ReaderSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     chat_window_max_tokens: int = Field(default=1024, ge=16, le=100_000)
+
+
+class LLMSettings(BaseModel):
+    """The chat model the LLM reranker (and later the fine-mode reader) talks to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # none: no LLM; openai: any OpenAI-compatible /chat/completions (OpenAI, vLLM,
+    # Ollama, llama.cpp). base_url usually ends in /v1.
+    backend: Literal["none", "openai"] = "none"
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_tokens: int = Field(default=512, ge=1, le=100_000)
+
+
+class RerankerSettings(BaseModel):
+    """An optional second-stage ranker over the searcher's first ``top_n`` hits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # none: search order as is (``/rerank`` then ranks by embedder cosine);
+    # http: a Cohere/Jina/TEI-style ``/rerank`` endpoint (or another memos server);
+    # llm: the configured LLM orders the candidates.
+    kind: Literal["none", "http", "llm"] = "none"
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    top_n: int = Field(default=20, ge=1, le=100)
 
 
 class LimitSettings(BaseModel):
@@ -73,6 +111,10 @@ class LimitSettings(BaseModel):
     max_memory_limit: int = 25
     max_page_size: int = 50
     max_message_limit: int = 50
+    # /rerank: the seed caps the documents at 8k tokens in total; the count cap
+    # keeps one request's embedding or LLM work bounded.
+    max_rerank_documents: int = 100
+    max_rerank_tokens: int = 8_000
 
 
 class Settings(BaseModel):
@@ -86,10 +128,27 @@ class Settings(BaseModel):
     search: SearchSettings = Field(default_factory=SearchSettings)
     reader: ReaderSettings = Field(default_factory=ReaderSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    reranker: RerankerSettings = Field(default_factory=RerankerSettings)
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "memos.db"
+
+
+# Flat ``MEMOS_LLM_<FIELD>`` names (``MEMOS_LLM_BASE_URL``, ``MEMOS_LLM_MODEL`` ...) are
+# what other MemOS deployments set; they map onto ``llm.<field>``. The nested
+# ``MEMOS_LLM__<FIELD>`` form wins when both are set.
+_FLAT_PREFIX = "llm_"
+
+
+def _env_parts(key: str) -> list[str]:
+    name = key[len(ENV_PREFIX) :].lower()
+    if name.startswith(_FLAT_PREFIX) and "__" not in name:
+        field = name[len(_FLAT_PREFIX) :]
+        if field in LLMSettings.model_fields:
+            return ["llm", field]
+    return name.split("__")
 
 
 def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -99,10 +158,13 @@ def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
     ``MEMOS_USER_ID`` belong to clients (SDK, MCP) sharing the environment.
     """
     tree: dict[str, Any] = {}
-    for key, value in environ.items():
+    # Flat aliases first, so the nested spelling of the same field overwrites them.
+    keys = sorted(environ, key=lambda k: "__" in k)
+    for key in keys:
+        value = environ[key]
         if not key.startswith(ENV_PREFIX):
             continue
-        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        parts = _env_parts(key)
         if parts[0] not in Settings.model_fields:
             logger.debug("ignoring %s: not a server setting", key)
             continue

@@ -42,3 +42,8 @@ def get_message(req: cloud.GetMessageRequest, svc: MemoryService = Svc) -> dict[
 @router.post("/get/status", operation_id="get_status")
 def get_status(req: cloud.GetStatusRequest, svc: MemoryService = Svc) -> dict[str, Any]:
     return cloud_ok(cloud.get_status(svc, req))
+
+
+@router.post("/rerank", operation_id="rerank")
+def rerank(req: cloud.RerankRequest, svc: MemoryService = Svc) -> dict[str, Any]:
+    return cloud_ok(cloud.rerank(svc, req))

@@ -20,6 +20,7 @@ Endpoint = Literal[
     "/delete/memory",
     "/get/message",
     "/get/status",
+    "/rerank",
 ]
 
 Messages = Sequence[Mapping[str, Any]]
@@ -161,3 +162,17 @@ class MemoryAPI(abc.ABC):
     def get_status(self, task_id: str) -> dict[str, Any]:
         """The status of an add task (``completed`` once its memories are searchable)."""
         return self._call("/get/status", _body(task_id=task_id))
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        """``documents`` ordered by relevance to ``query``: ``results`` of
+        ``{index, relevance_score, document: {text}}``, best first. Stores nothing."""
+        return self._call(
+            "/rerank",
+            _body(query=query, documents=list(documents), top_n=top_n, model=model),
+        )

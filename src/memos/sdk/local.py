@@ -28,6 +28,7 @@ _ROUTES: dict[Endpoint, tuple[type[BaseModel], Handler]] = {
     "/delete/memory": (cloud.DeleteMemoryRequest, cloud.delete_memory),
     "/get/message": (cloud.GetMessageRequest, cloud.get_message),
     "/get/status": (cloud.GetStatusRequest, cloud.get_status),
+    "/rerank": (cloud.RerankRequest, cloud.rerank),
 }
 
 

@@ -1,28 +1,52 @@
-"""Hybrid retrieval: vector and BM25 candidates fused by reciprocal rank.
+"""Hybrid retrieval: vector and BM25 candidates, fused, then ordered by a linear score.
 
-Ranking uses reciprocal-rank fusion (robust to the two scores' different
-scales); ``relativity`` is a calibrated 0..1 relevance used only for the
-caller's threshold: a logistic of the cosine, lifted for strong keyword matches
-that embeddings miss (names, ids, rare words). The midpoint was set on the
-LoCoMo public half with MiniLM: the seed's default threshold 0.45 then means
-cosine >= 0.20, which keeps 97% of the evidence turns (cosine 0.30 kept 91%).
+Stages (each measured in docs/benchmarks.md):
+
+1. Candidates: the best ``candidate_pool`` of each channel, fused by weighted
+   reciprocal rank (robust to the two scores' different scales).
+2. Ordering: a linear score over four per-candidate features (fused rank
+   score, cosine gap to the best cosine, normalised BM25, and the share of the
+   query's terms found in the memory's own text rather than its indexed
+   context). Weights were fitted by logistic regression on the LoCoMo public
+   half and checked by leave-one-conversation-out cross-validation
+   (``bench/feature_cv.py``); held-out recall equals in-sample recall.
+3. Time: a query that names a time ("in May 2023", "last year") lifts
+   memories whose event time falls inside it; near-duplicate versions of a fact
+   are ordered newest first, or inside-the-window first when the query looks back.
+4. Dedup of near-identical hits.
+
+``relativity`` is a calibrated 0..1 relevance used only for the caller's
+threshold: a logistic of the cosine, lifted for strong keyword matches that
+embeddings miss (names, ids, rare words). The midpoint was set on the LoCoMo
+public half with MiniLM: the seed's default threshold 0.45 then means cosine
+>= 0.20, which keeps 97% of the evidence turns (cosine 0.30 kept 91%).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
 from memos.domain.filters import Node
-from memos.domain.models import Scope, ScoredMemory
+from memos.domain.models import MemoryItem, Scope, ScoredMemory
 from memos.embedders.base import Embedder, Vectors
 from memos.settings import SearchSettings
 from memos.store.base import MemoryStore
+from memos.text.lexical import lexical_tokens
+from memos.text.timequery import TimeWindow, parse_query_window
 
 COSINE_MIDPOINT = 0.22
 COSINE_SLOPE = 12.0
+
+# Logistic-regression weights of the ordering stage (fused/best fused, cosine
+# minus best cosine, BM25/best BM25, own-text query-term coverage), fitted on
+# the LoCoMo public half by bench/feature_cv.py; only their ratios matter.
+FEATURE_WEIGHTS = (2.287, 3.33, 2.433, 2.83)
+# How far the time preference moves a memory, in the same units.
+TIME_WEIGHT = 1.0
 
 
 def calibrate(cosine: float) -> float:
@@ -35,6 +59,36 @@ class Candidate:
     fused: float = 0.0
     cosine: float | None = None
     lexical: float = 0.0  # BM25 normalised to the best hit, 0..1
+    score: float = 0.0  # the ordering stage's linear score
+
+
+@dataclass
+class CandidatePool:
+    ordered: list[Candidate]
+    items: dict[str, MemoryItem]
+    vectors: dict[str, Vectors]
+
+
+def features(pool: CandidatePool, query: str) -> list[tuple[float, float, float, float]]:
+    """Per candidate: fused/best fused, cosine - best cosine, BM25/best, own-text coverage.
+
+    Coverage is the share of the query's terms found in the memory's own text:
+    BM25 also matches the indexed context (neighbouring turns), which finds
+    replies that only make sense with their question but also lets a
+    neighbour's words lift a turn that says nothing about them.
+    """
+    top_fused = max(c.fused for c in pool.ordered)
+    top_cos = max(c.cosine or 0.0 for c in pool.ordered)
+    terms = set(lexical_tokens(query))
+    rows = []
+    for c in pool.ordered:
+        memory = pool.items[c.memory_id]
+        cover = 0.0
+        if terms:
+            own = set(lexical_tokens(f"{memory.key}\n{memory.value}"))
+            cover = len(terms & own) / len(terms)
+        rows.append((c.fused / top_fused, (c.cosine or 0.0) - top_cos, c.lexical, cover))
+    return rows
 
 
 class HybridSearcher:
@@ -53,7 +107,39 @@ class HybridSearcher:
         relativity: float,
         flt: Node | None = None,
         conversation_id: str | None = None,
+        now: datetime | None = None,
     ) -> list[ScoredMemory]:
+        pool = self.candidates(
+            scope, query, qvec=qvec, limit=limit, flt=flt, conversation_id=conversation_id
+        )
+        if pool is None:
+            return []
+        window = parse_query_window(query, now) if self.settings.time_aware else None
+        self._order(pool, query, window)
+        results: list[ScoredMemory] = []
+        for c in pool.ordered:
+            rel = max(calibrate(c.cosine or 0.0), 0.75 * c.lexical if c.lexical >= 0.5 else 0.0)
+            rel = round(min(1.0, max(0.0, rel)), 6)
+            if relativity > 0 and rel < relativity:
+                continue
+            results.append(
+                ScoredMemory(memory=pool.items[c.memory_id], relativity=rel, score=c.score)
+            )
+        if self.settings.time_aware:
+            results = self._versions_in_order(results, pool.vectors, window, conversation_id)
+        return self._dedup(results, pool.vectors, limit)
+
+    def candidates(
+        self,
+        scope: Scope,
+        query: str,
+        *,
+        qvec: Vectors,
+        limit: int,
+        flt: Node | None = None,
+        conversation_id: str | None = None,
+    ) -> CandidatePool | None:
+        """Both channels' best hits fused by weighted reciprocal rank, with items and vectors."""
         pool = max(self.settings.candidate_pool, limit * 4)
         k = self.settings.rrf_k
         cands: dict[str, Candidate] = {}
@@ -68,11 +154,11 @@ class HybridSearcher:
             c.fused += self.settings.text_weight / (k + rank + 1)
             c.lexical = hit.score / best if best > 0 else 0.0
         if not cands:
-            return []
+            return None
         ordered = sorted(cands.values(), key=lambda c: -c.fused)[: max(limit * 4, 40)]
         items = {m.id: m for m in self.store.get_memories(scope, [c.memory_id for c in ordered])}
         ordered = [c for c in ordered if c.memory_id in items]
-        # One fetch serves both the cosines of keyword-only hits and the dedup below.
+        # One fetch serves the cosines of keyword-only hits, versions and dedup.
         vecs = dict(
             zip(
                 (c.memory_id for c in ordered),
@@ -87,15 +173,69 @@ class HybridSearcher:
             for c in ordered:
                 if items[c.memory_id].conversation_id == conversation_id:
                     c.fused *= 1.0 + self.settings.conversation_boost
-            ordered.sort(key=lambda c: -c.fused)
-        results: list[ScoredMemory] = []
-        for c in ordered:
-            rel = max(calibrate(c.cosine or 0.0), 0.75 * c.lexical if c.lexical >= 0.5 else 0.0)
-            rel = round(min(1.0, max(0.0, rel)), 6)
-            if relativity > 0 and rel < relativity:
-                continue
-            results.append(ScoredMemory(memory=items[c.memory_id], relativity=rel, score=c.fused))
-        return self._dedup(results, vecs, limit)
+        return CandidatePool(ordered, items, vecs)
+
+    def _order(self, pool: CandidatePool, query: str, window: TimeWindow | None) -> None:
+        """Sort candidates by the linear feature score (or fused rank when features are off)."""
+        if self.settings.feature_ranking:
+            for c, row in zip(pool.ordered, features(pool, query), strict=True):
+                c.score = sum(w * x for w, x in zip(FEATURE_WEIGHTS, row, strict=True))
+        else:
+            for c in pool.ordered:
+                c.score = c.fused
+        if window is not None:
+            for c in pool.ordered:
+                when = pool.items[c.memory_id].event_time
+                if when is not None and window.contains(when):
+                    c.score += TIME_WEIGHT
+        pool.ordered.sort(key=lambda c: -c.score)
+
+    def _versions_in_order(
+        self,
+        results: list[ScoredMemory],
+        vectors: dict[str, Vectors],
+        window: TimeWindow | None,
+        conversation_id: str | None = None,
+    ) -> list[ScoredMemory]:
+        """Put the preferred version of a changing fact ahead of its other versions.
+
+        Two hits are versions of one fact when their cosine reaches
+        ``version_cosine`` ("I live in Beijing" / "I live in Shanghai now").
+        Without a time in the query the newest version goes first (the current
+        state); with one, the version inside the window does. A version from the
+        caller's current conversation keeps its place ahead of one from another.
+        Only the order of such pairs changes, so unrelated hits keep their rank.
+        """
+        out = list(results)
+        i = 0
+        while i < len(out):
+            moved = False
+            for j in range(i + 1, min(len(out), i + 1 + self.settings.version_scan)):
+                a, b = out[i].memory, out[j].memory
+                if float(vectors[a.id] @ vectors[b.id]) < self.settings.version_cosine:
+                    continue
+                if conversation_id is not None and conversation_id in {
+                    a.conversation_id,
+                    b.conversation_id,
+                }:
+                    continue
+                if self._prefer(b, a, window):
+                    out.insert(i, out.pop(j))
+                    moved = True
+                    break
+            if not moved:
+                i += 1
+        return out
+
+    @staticmethod
+    def _prefer(b: MemoryItem, a: MemoryItem, window: TimeWindow | None) -> bool:
+        """Whether version ``b`` (ranked lower) should go before ``a``."""
+        tb, ta = b.event_time or b.create_time, a.event_time or a.create_time
+        if window is not None:
+            inside_b, inside_a = window.contains(tb), window.contains(ta)
+            if inside_b != inside_a:
+                return inside_b
+        return window is None and tb > ta
 
     def _dedup(
         self, results: list[ScoredMemory], vectors: dict[str, Vectors], limit: int

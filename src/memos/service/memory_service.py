@@ -32,21 +32,27 @@ from memos.embedders.base import Embedder
 from memos.errors import (
     ConfigError,
     EmptyField,
+    InputTooLong,
     InvalidParameter,
     MemoryNotFound,
+    MemosError,
     MissingField,
     NotFound,
     PermissionDenied,
     TaskNotFound,
     UserNotFound,
 )
+from memos.llm import LLM, build_llm
 from memos.reader.fast import FastReader
+from memos.rerank import Reranker, RerankResult, build_reranker
+from memos.rerank.cosine import CosineReranker
 from memos.search.hybrid import HybridSearcher
 from memos.service import validation as v
 from memos.settings import Settings
 from memos.store.base import MemoryStore
 from memos.store.sqlite import SQLiteStore
 from memos.text.timeparse import parse_chat_time
+from memos.text.tokens import count_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +65,46 @@ class AddResult:
     message_ids: list[str] = field(default_factory=list)
 
 
+@dataclass
+class RerankOutcome:
+    model: str
+    results: list[RerankResult]
+    prompt_tokens: int
+
+
 class MemoryService:
-    def __init__(self, settings: Settings, store: MemoryStore, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: MemoryStore,
+        embedder: Embedder,
+        *,
+        reranker: Reranker | None = None,
+        llm: LLM | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self.limits = settings.limits
         self.reader = FastReader(settings.reader.chat_window_max_tokens)
         self.searcher = HybridSearcher(store, embedder, settings.search)
+        self.llm = llm
+        # None: search keeps the searcher's order. /rerank then falls back to the
+        # embedder's cosine so it answers with zero configuration.
+        self.reranker = reranker
+        self._cosine_reranker = CosineReranker(embedder)
 
     @classmethod
-    def open(cls, settings: Settings, embedder: Embedder | None = None) -> MemoryService:
-        """Build the embedded default: SQLite under ``data_dir`` and the configured embedder."""
+    def open(
+        cls,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        *,
+        reranker: Reranker | None = None,
+        llm: LLM | None = None,
+    ) -> MemoryService:
+        """Build the embedded default: SQLite under ``data_dir`` and the configured
+        embedder, LLM and reranker (the arguments replace what settings name)."""
         embedder = embedder or build_embedder(settings.embedder)
         store = SQLiteStore(settings.db_path, embed_model=embedder.name)
         recorded = store.get_meta("embed_model")
@@ -82,9 +116,19 @@ class MemoryService:
                 f"{settings.data_dir} was built with embedder {recorded!r} but "
                 f"{embedder.name!r} is configured; use the same embedder or a new --data-dir"
             )
-        return cls(settings, store, embedder)
+        try:
+            llm = llm or build_llm(settings.llm)
+            reranker = reranker or build_reranker(settings.reranker, llm)
+        except ConfigError:
+            store.close()
+            raise
+        return cls(settings, store, embedder, reranker=reranker, llm=llm)
 
     def close(self) -> None:
+        if self.reranker is not None:
+            self.reranker.close()
+        if self.llm is not None:
+            self.llm.close()
         self.store.close()
 
     # ----------------------------------------------------------------- scopes
@@ -220,6 +264,8 @@ class MemoryService:
         scopes = self.readable_scopes(user_id, cube_ids)
         personal = flt.personal if flt else None
         qvec = self.embedder.embed_query(q)
+        # A reranker may promote a hit from below the cut, so fetch its whole window.
+        fetch = max(n, self.settings.reranker.top_n) if self.reranker is not None else n
         hits: list[ScoredMemory] = []
         for scope in scopes:
             hits.extend(
@@ -227,7 +273,7 @@ class MemoryService:
                     scope,
                     q,
                     qvec=qvec,
-                    limit=n,
+                    limit=fetch,
                     relativity=threshold,
                     flt=personal,
                     conversation_id=conv,
@@ -235,7 +281,78 @@ class MemoryService:
             )
         if len(scopes) > 1:
             hits.sort(key=lambda h: -h.score)
+        if self.reranker is not None:
+            hits = self._rerank_hits(self.reranker, q, hits)
         return hits[:n]
+
+    def _rerank_hits(
+        self, reranker: Reranker, query: str, hits: list[ScoredMemory]
+    ) -> list[ScoredMemory]:
+        """Reorder the first ``reranker.top_n`` hits; the rest keep their place after them.
+
+        ``relativity`` stays the searcher's calibrated value (the threshold keeps one
+        meaning); only the order changes. A failing reranker costs the reorder, not
+        the search.
+        """
+        head = hits[: self.settings.reranker.top_n]
+        if len(head) < 2:
+            return hits
+        started = time.perf_counter()
+        try:
+            ranked = reranker.rerank(query, [h.memory.value for h in head], None)
+        except MemosError as exc:
+            logger.warning("reranker %s failed; keeping search order: %s", reranker.name, exc)
+            return hits
+        order = [r.index for r in ranked]
+        if sorted(order) != list(range(len(head))):
+            logger.warning(
+                "reranker %s returned no permutation; keeping search order", reranker.name
+            )
+            return hits
+        logger.debug(
+            "reranked %d hits with %s in %.1f ms",
+            len(head),
+            reranker.name,
+            (time.perf_counter() - started) * 1000,
+        )
+        return [head[i] for i in order] + hits[len(head) :]
+
+    # ---------------------------------------------------------------- rerank
+    def rerank(
+        self, *, query: str | None, documents: Sequence[str] | None, top_n: int | None = None
+    ) -> RerankOutcome:
+        """Order ``documents`` by relevance to ``query`` (stateless; nothing is stored).
+
+        Uses the configured reranker, else the embedder's cosine. ``top_n`` above
+        the number of documents returns them all, as Cohere-style APIs do.
+        """
+        q = v.check_query(query, self.limits)
+        if documents is None:
+            raise MissingField("documents is required")
+        if not isinstance(documents, list | tuple) or not all(
+            isinstance(d, str) for d in documents
+        ):
+            raise InvalidParameter("documents must be an array of strings")
+        documents = list(documents)
+        if not documents:
+            raise EmptyField("documents cannot be empty")
+        cap = self.limits.max_rerank_documents
+        if len(documents) > cap:
+            raise InvalidParameter(f"documents has {len(documents)} entries; the maximum is {cap}")
+        doc_tokens = sum(count_tokens(d) for d in documents)
+        if doc_tokens > self.limits.max_rerank_tokens:
+            raise InputTooLong(
+                f"documents total about {doc_tokens} tokens; the maximum is "
+                f"{self.limits.max_rerank_tokens}"
+            )
+        if top_n is not None and (
+            isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1
+        ):
+            raise InvalidParameter("top_n must be a positive integer")
+        n = len(documents) if top_n is None else min(top_n, len(documents))
+        reranker = self.reranker or self._cosine_reranker
+        results = reranker.rerank(q, documents, n)[:n]
+        return RerankOutcome(reranker.name, results, count_tokens(q) + doc_tokens)
 
     # ------------------------------------------------------------------ reads
     def list_memories(

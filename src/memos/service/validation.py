@@ -88,7 +88,7 @@ def flatten_content(content: str | list[dict[str, Any]] | None) -> str:
         elif kind in ("file", "input_file"):
             ref = part.get("file")
             if not isinstance(ref, dict):
-                raise InvalidParameter("file must be an object such as {\"file_data\": ...}")
+                raise InvalidParameter('file must be an object such as {"file_data": ...}')
             name = (ref.get("filename") or ref.get("file_id")) if isinstance(ref, dict) else None
             texts.append(f"[file: {name or 'file'}]")
         else:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from memos.domain.models import MessageInput
+from memos.domain.models import MessageInput, new_id
 from memos.errors import InvalidParameter
 from memos.service import MemoryService
 from memos.wire.render import memory_detail, memory_page, message_detail
@@ -75,6 +75,23 @@ class GetStatusRequest(CloudRequest):
     task_id: str | None = None
     # Optional: when given, a task of another user's cube reads as not found.
     user_id: str | None = None
+
+
+RERANK_MODELS = ("memos-reranker-0.6b", "memos-reranker-4b")
+
+
+class RerankRequest(CloudRequest):
+    """``POST /rerank``: the seed's fields (``model``, ``query``, ``documents``, ``top_n``).
+
+    ``model`` may name either memos-reranker, for clients written against the
+    cloud; whichever reranker this server runs answers, and the response's
+    ``model`` says which.
+    """
+
+    model: str | None = None
+    query: str | None = None
+    documents: list[str] | None = None
+    top_n: int | None = None
 
 
 def add_message(svc: MemoryService, req: AddMessageRequest) -> dict[str, Any]:
@@ -152,3 +169,31 @@ def get_message(svc: MemoryService, req: GetMessageRequest) -> dict[str, Any]:
 
 def get_status(svc: MemoryService, req: GetStatusRequest) -> dict[str, Any]:
     return {"status": svc.task_status(req.task_id, req.user_id)}
+
+
+def rerank(svc: MemoryService, req: RerankRequest) -> dict[str, Any]:
+    """The seed's rerank answer (``id``, ``model``, ``usage``, ``results``) as ``data``.
+
+    The seed documents that answer without the ``{code, message, data}``
+    envelope; we wrap it like every other cloud endpoint so errors (40000,
+    40002, 40003, 40305) and successes share one shape, and keep the seed's
+    field names inside (``results[].index``, ``relevance_score``,
+    ``document.text``). :class:`memos.rerank.http.HttpReranker` reads both forms.
+    """
+    if req.model is not None and req.model not in RERANK_MODELS:
+        raise InvalidParameter(f"model must be one of {', '.join(RERANK_MODELS)} or omitted")
+    outcome = svc.rerank(query=req.query, documents=req.documents, top_n=req.top_n)
+    documents = req.documents or []
+    return {
+        "id": new_id(),
+        "model": outcome.model,
+        "usage": {"prompt_tokens": outcome.prompt_tokens, "total_tokens": outcome.prompt_tokens},
+        "results": [
+            {
+                "index": r.index,
+                "relevance_score": r.score,
+                "document": {"text": documents[r.index]},
+            }
+            for r in outcome.results
+        ],
+    }
