@@ -11,7 +11,7 @@ import math
 
 from memos.embedders.base import Embedder
 from memos.rerank.base import RerankResult, finish
-from memos.search.hybrid import calibrate
+from memos.search.calibration import coverage, query_terms, relativity
 
 
 class CosineReranker:
@@ -32,8 +32,9 @@ class CosineReranker:
             return []
         qvec = self._embedder.embed_query(query)
         cosines = self._embedder.embed(documents) @ qvec
+        terms = query_terms(query)
         scored = [
-            RerankResult(i, round(calibrate(float(c) if math.isfinite(c) else 0.0), 6))
-            for i, c in enumerate(cosines)
+            RerankResult(i, relativity(float(c) if math.isfinite(c) else 0.0, coverage(terms, doc)))
+            for i, (c, doc) in enumerate(zip(cosines, documents, strict=True))
         ]
         return finish(scored, len(documents), top_n)

@@ -15,16 +15,12 @@ Stages (each measured in docs/benchmarks.md):
    are ordered newest first, or inside-the-window first when the query looks back.
 4. Dedup of near-identical hits.
 
-``relativity`` is a calibrated 0..1 relevance used only for the caller's
-threshold: a logistic of the cosine, lifted for strong keyword matches that
-embeddings miss (names, ids, rare words). The midpoint was set on the LoCoMo
-public half with MiniLM: the seed's default threshold 0.45 then means cosine
->= 0.20, which keeps 97% of the evidence turns (cosine 0.30 kept 91%).
+``relativity`` (search/calibration.py) is a calibrated 0..1 relevance used only
+for the caller's threshold, never for the order.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,13 +29,11 @@ import numpy as np
 from memos.domain.filters import Node
 from memos.domain.models import MemoryItem, Scope, ScoredMemory
 from memos.embedders.base import Embedder, Vectors
+from memos.search.calibration import coverage, query_terms
+from memos.search.calibration import relativity as relativity_of
 from memos.settings import SearchSettings
 from memos.store.base import MemoryStore
-from memos.text.lexical import lexical_tokens
 from memos.text.timequery import TimeWindow, parse_query_window
-
-COSINE_MIDPOINT = 0.22
-COSINE_SLOPE = 12.0
 
 # Logistic-regression weights of the ordering stage (fused/best fused, cosine
 # minus best cosine, BM25/best BM25, own-text query-term coverage), fitted on
@@ -49,10 +43,6 @@ FEATURE_WEIGHTS = (2.287, 3.33, 2.433, 2.83)
 TIME_WEIGHT = 1.0
 
 
-def calibrate(cosine: float) -> float:
-    return 1.0 / (1.0 + math.exp(-(cosine - COSINE_MIDPOINT) * COSINE_SLOPE))
-
-
 @dataclass
 class Candidate:
     memory_id: str
@@ -60,6 +50,7 @@ class Candidate:
     cosine: float | None = None
     lexical: float = 0.0  # BM25 normalised to the best hit, 0..1
     score: float = 0.0  # the ordering stage's linear score
+    cover: float = 0.0  # share of the query's terms in the memory's own text
 
 
 @dataclass
@@ -79,14 +70,11 @@ def features(pool: CandidatePool, query: str) -> list[tuple[float, float, float,
     """
     top_fused = max(c.fused for c in pool.ordered)
     top_cos = max(c.cosine or 0.0 for c in pool.ordered)
-    terms = set(lexical_tokens(query))
+    terms = query_terms(query)
     rows = []
     for c in pool.ordered:
         memory = pool.items[c.memory_id]
-        cover = 0.0
-        if terms:
-            own = set(lexical_tokens(f"{memory.key}\n{memory.value}"))
-            cover = len(terms & own) / len(terms)
+        cover = coverage(terms, f"{memory.key}\n{memory.value}")
         rows.append((c.fused / top_fused, (c.cosine or 0.0) - top_cos, c.lexical, cover))
     return rows
 
@@ -118,8 +106,7 @@ class HybridSearcher:
         self._order(pool, query, window)
         results: list[ScoredMemory] = []
         for c in pool.ordered:
-            rel = max(calibrate(c.cosine or 0.0), 0.75 * c.lexical if c.lexical >= 0.5 else 0.0)
-            rel = round(min(1.0, max(0.0, rel)), 6)
+            rel = relativity_of(c.cosine or 0.0, c.cover)
             if relativity > 0 and rel < relativity:
                 continue
             results.append(
@@ -177,11 +164,11 @@ class HybridSearcher:
 
     def _order(self, pool: CandidatePool, query: str, window: TimeWindow | None) -> None:
         """Sort candidates by the linear feature score (or fused rank when features are off)."""
-        if self.settings.feature_ranking:
-            for c, row in zip(pool.ordered, features(pool, query), strict=True):
+        for c, row in zip(pool.ordered, features(pool, query), strict=True):
+            c.cover = row[3]
+            if self.settings.feature_ranking:
                 c.score = sum(w * x for w, x in zip(FEATURE_WEIGHTS, row, strict=True))
-        else:
-            for c in pool.ordered:
+            else:
                 c.score = c.fused
         if window is not None:
             for c in pool.ordered:
