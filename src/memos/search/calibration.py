@@ -39,8 +39,23 @@ def query_terms(query: str) -> set[str]:
     return set(lexical_tokens(query))
 
 
+_TERMS_CACHE_LIMIT = 100_000
+# text -> its terms. Search re-reads the same popular memories query after query;
+# tokenising 100 candidates costs 1-2 ms, a lookup microseconds. Cleared when full.
+_terms_cache: dict[str, frozenset[str]] = {}
+
+
+def text_terms(text: str) -> frozenset[str]:
+    terms = _terms_cache.get(text)
+    if terms is None:
+        if len(_terms_cache) >= _TERMS_CACHE_LIMIT:
+            _terms_cache.clear()
+        terms = _terms_cache[text] = frozenset(lexical_tokens(text))
+    return terms
+
+
 def coverage(terms: set[str], text: str) -> float:
     """Share of the query's terms present in ``text`` (0 when the query has none)."""
     if not terms:
         return 0.0
-    return len(terms & set(lexical_tokens(text))) / len(terms)
+    return len(terms & text_terms(text)) / len(terms)
