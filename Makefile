@@ -42,7 +42,8 @@ bench-locomo: $(VENV)/.installed
 	$(BIN)/memos bench locomo --data ../shared/bench/locomo/locomo_public.json --out bench/results/locomo.json
 
 bench-scale: $(VENV)/.installed
-	$(BIN)/memos bench scale --n 100000 --out bench/results/scale.json
+	$(BIN)/memos bench scale --sizes 10000,100000,1000000 --tenants 1000 \
+	  --out bench/results/scale.json --svg docs/scale.svg
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -115,6 +115,25 @@ class ProviderError(Unavailable):
     """An embedder, LLM or reranker provider failed."""
 
 
+class LLMNotConfigured(MemosError):
+    """A feature needs an LLM and none is configured (50002: operation failed).
+
+    HTTP 501 on the ``/product`` dialect: the server lacks the capability; the
+    caller cannot fix it by retrying or changing the request (except by using
+    fast mode).
+    """
+
+    code = 50002
+    http_status = 501
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs an LLM and none is configured: start the server with "
+            "MEMOS_LLM_BACKEND=openai, MEMOS_LLM_BASE_URL (an OpenAI-compatible endpoint, "
+            "e.g. http://localhost:11434/v1) and MEMOS_LLM_MODEL set"
+        )
+
+
 class ConfigError(MemosError):
     """Settings are invalid; raised at startup, never mid-request."""
 

@@ -106,6 +106,7 @@ class LimitSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_add_tokens: int = 40_000
+    max_extract_tokens: int = 8_000
     max_query_tokens: int = 4_000
     max_id_chars: int = 100
     max_memory_limit: int = 25

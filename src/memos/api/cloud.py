@@ -39,6 +39,11 @@ def get_message(req: cloud.GetMessageRequest, svc: MemoryService = Svc) -> dict[
     return cloud_ok(cloud.get_message(svc, req))
 
 
+@router.post("/extract/memory", operation_id="extract_memory")
+def extract_memory(req: cloud.ExtractMemoryRequest, svc: MemoryService = Svc) -> dict[str, Any]:
+    return cloud_ok(cloud.extract_memory(svc, req))
+
+
 @router.post("/get/status", operation_id="get_status")
 def get_status(req: cloud.GetStatusRequest, svc: MemoryService = Svc) -> dict[str, Any]:
     return cloud_ok(cloud.get_status(svc, req))

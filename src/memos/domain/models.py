@@ -27,6 +27,19 @@ class MemoryType(StrEnum):
     WORKING = "WorkingMemory"
     LONG_TERM = "LongTermMemory"
     USER = "UserMemory"
+    # Fine mode only: preferences and tool memories, answered in their own lists
+    # (``preference_detail_list``, ``tool_memory_detail_list``), not as facts.
+    EXPLICIT_PREFERENCE = "explicit_preference"
+    IMPLICIT_PREFERENCE = "implicit_preference"
+    TOOL_SCHEMA = "ToolSchemaMemory"
+    TOOL_TRAJECTORY = "ToolTrajectoryMemory"
+
+
+PREFERENCE_TYPES = frozenset({MemoryType.EXPLICIT_PREFERENCE, MemoryType.IMPLICIT_PREFERENCE})
+TOOL_TYPES = frozenset({MemoryType.TOOL_SCHEMA, MemoryType.TOOL_TRAJECTORY})
+# ``MemoryItem.info`` key holding the type-specific fields of a fine memory
+# (``reasoning``; ``tool_used_status``, ``experience``); renderers lift it out.
+DETAIL_KEY = "_memos_detail"
 
 
 class MemoryStatus(StrEnum):

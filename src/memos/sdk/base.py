@@ -21,6 +21,7 @@ Endpoint = Literal[
     "/get/message",
     "/get/status",
     "/rerank",
+    "/extract/memory",
 ]
 
 Messages = Sequence[Mapping[str, Any]]
@@ -175,4 +176,21 @@ class MemoryAPI(abc.ABC):
         return self._call(
             "/rerank",
             _body(query=query, documents=list(documents), top_n=top_n, model=model),
+        )
+
+    def extract_memory(
+        self,
+        messages: Messages,
+        extraction_types: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Facts and preferences the LLM finds in ``messages``; nothing is stored.
+
+        Needs a server (or local settings) with an LLM configured.
+        """
+        return self._call(
+            "/extract/memory",
+            _body(
+                messages=[dict(m) for m in messages],
+                extraction_types=None if extraction_types is None else list(extraction_types),
+            ),
         )

@@ -29,6 +29,7 @@ _ROUTES: dict[Endpoint, tuple[type[BaseModel], Handler]] = {
     "/get/message": (cloud.GetMessageRequest, cloud.get_message),
     "/get/status": (cloud.GetStatusRequest, cloud.get_status),
     "/rerank": (cloud.RerankRequest, cloud.rerank),
+    "/extract/memory": (cloud.ExtractMemoryRequest, cloud.extract_memory),
 }
 
 

@@ -1,4 +1,4 @@
-"""MemoryService: add, search, list, get, delete, messages and task status.
+"""MemoryService: add, extract, search, list, get, delete, messages and task status.
 
 Every face calls these methods; they validate input, resolve the caller's
 scope (a user may only touch cubes they own) and drive the reader, embedder,
@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,12 +28,13 @@ from memos.domain.models import (
     new_id,
 )
 from memos.embedders import build_embedder
-from memos.embedders.base import Embedder
+from memos.embedders.base import Embedder, Vectors
 from memos.errors import (
     ConfigError,
     EmptyField,
     InputTooLong,
     InvalidParameter,
+    LLMNotConfigured,
     MemoryNotFound,
     MemosError,
     MissingField,
@@ -44,6 +45,7 @@ from memos.errors import (
 )
 from memos.llm import LLM, build_llm
 from memos.reader.fast import FastReader
+from memos.reader.fine import Extraction, FineReader, Kind
 from memos.rerank import Reranker, RerankResult, build_reranker
 from memos.rerank.cosine import CosineReranker
 from memos.search.hybrid import HybridSearcher
@@ -63,6 +65,27 @@ class AddResult:
     status: str
     memory_ids: list[str] = field(default_factory=list)
     message_ids: list[str] = field(default_factory=list)
+    # Set when fine extraction failed: the fast memories stay, the task is "failed".
+    error: str | None = None
+
+
+@dataclass
+class TaskInfo:
+    status: str
+    error: str | None = None
+
+
+@runtime_checkable
+class _ReplacingStore(Protocol):
+    """A store that can add memories and archive others in one transaction."""
+
+    def ingest_replacing(
+        self,
+        scope: Scope,
+        memories: Sequence[MemoryItem],
+        vectors: Vectors,
+        archive_ids: Sequence[str],
+    ) -> int: ...
 
 
 @dataclass
@@ -89,6 +112,7 @@ class MemoryService:
         self.reader = FastReader(settings.reader.chat_window_max_tokens)
         self.searcher = HybridSearcher(store, embedder, settings.search)
         self.llm = llm
+        self.fine_reader = FineReader(llm) if llm is not None else None
         # None: search keeps the searcher's order. /rerank then falls back to the
         # embedder's cosine so it answers with zero configuration.
         self.reranker = reranker
@@ -174,9 +198,17 @@ class MemoryService:
         tags: Sequence[str] | None = None,
         info: dict[str, Any] | None = None,
         require_conversation: bool = False,
+        mode: str | None = None,
     ) -> AddResult:
-        """Store messages and make their memories searchable before returning."""
+        """Store messages and make their memories searchable before returning.
+
+        ``mode="fine"`` then asks the LLM for fine memories; they replace the
+        window's fast memories (archived, not deleted). If extraction fails the
+        fast memories stay and the task is recorded as failed with the reason.
+        """
         started = time.perf_counter()
+        if mode not in (None, "fast", "fine"):
+            raise InvalidParameter("mode must be fast or fine")
         if require_conversation:
             conversation_id = v.require_id(conversation_id, "conversation_id", self.limits)
         else:
@@ -187,6 +219,9 @@ class MemoryService:
             not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
         ):
             raise InvalidParameter("tags must be an array of strings")
+        if mode == "fine" and self.fine_reader is None:  # refused before anything is written
+            v.require_id(user_id, "user_id", self.limits)
+            raise LLMNotConfigured("mode fine")
         scope = self._scope(user_id, cube_id, agent_id=agent_id, app_id=app_id, create=True)
         stored = [
             self._to_message(scope, conversation_id, msg, text)
@@ -206,6 +241,10 @@ class MemoryService:
         )
         self.store.ingest(scope, stored, items, vectors)
         task_id = new_id()
+        if mode == "fine" and self.fine_reader is not None:
+            return self._refine(
+                self.fine_reader, scope, task_id, stored, items, tags=tags or [], info=info
+            )
         self.store.put_task(scope, task_id, "completed")
         logger.info(
             "added %d messages -> %d memories for cube %s in %.1f ms",
@@ -220,6 +259,91 @@ class MemoryService:
             memory_ids=[m.id for m in items],
             message_ids=[m.message_id or m.id for m in stored],
         )
+
+    def _refine(
+        self,
+        reader: FineReader,
+        scope: Scope,
+        task_id: str,
+        stored: list[Message],
+        fast: list[MemoryItem],
+        *,
+        tags: Sequence[str],
+        info: dict[str, Any] | None,
+    ) -> AddResult:
+        """Fine extraction over the stored window; replaces its fast memories on success."""
+        message_ids = [m.message_id or m.id for m in stored]
+        self.store.put_task(scope, task_id, "running")
+        started = time.perf_counter()
+        try:
+            extraction = reader.read(scope, stored, tags=tags, info=info)
+        except MemosError as exc:
+            logger.warning(
+                "fine extraction failed for task %s (cube %s); keeping %d fast memories: %s",
+                task_id,
+                scope.cube_id,
+                len(fast),
+                exc.message,
+            )
+            self.store.put_task(scope, task_id, "failed", exc.message)
+            return AddResult(
+                task_id=task_id,
+                status="failed",
+                memory_ids=[m.id for m in fast],
+                message_ids=message_ids,
+                error=exc.message,
+            )
+        fine = extraction.items
+        vectors = (
+            self.embedder.embed([m.value for m in fine]) if fine else np.zeros((0, 1), np.float32)
+        )
+        archive = [m.id for m in fast] if fine else []
+        if isinstance(self.store, _ReplacingStore):
+            self.store.ingest_replacing(scope, fine, vectors, archive)
+        else:  # a store without the one-transaction write: add, then archive
+            self.store.ingest(scope, [], fine, vectors)
+            self.store.set_status(scope, archive, MemoryStatus.ARCHIVED)
+        self.store.put_task(scope, task_id, "completed")
+        logger.info(
+            "fine extraction for cube %s: %d memories from %d messages in %.1f ms (%d attempts)",
+            scope.cube_id,
+            len(fine),
+            len(stored),
+            (time.perf_counter() - started) * 1000,
+            extraction.attempts,
+        )
+        kept = fine if fine else fast
+        return AddResult(
+            task_id=task_id,
+            status="completed",
+            memory_ids=[m.id for m in kept],
+            message_ids=message_ids,
+        )
+
+    # --------------------------------------------------------------- extract
+    def extract(
+        self,
+        *,
+        messages: list[MessageInput] | None,
+        extraction_types: list[str] | None = None,
+        user_id: str | None = None,
+    ) -> Extraction:
+        """Fine memories of ``messages``, written nowhere (``/extract/memory``)."""
+        texts = v.check_extract_messages(messages, self.limits)
+        kinds: list[Kind] = [
+            "memory" if t == "memory" else "preference"
+            for t in v.check_extraction_types(extraction_types)
+        ]
+        assert messages is not None
+        if self.fine_reader is None:
+            raise LLMNotConfigured("/extract/memory")
+        user = v.optional_id(user_id, "user_id", self.limits) or "extract"
+        scope = Scope.for_user(user)
+        window = [
+            self._to_message(scope, None, msg, text)
+            for msg, text in zip(messages, texts, strict=True)
+        ]
+        return self.fine_reader.read(scope, window, kinds=kinds)
 
     @staticmethod
     def _to_message(
@@ -447,12 +571,16 @@ class MemoryService:
 
     # ------------------------------------------------------------------ tasks
     def task_status(self, task_id: str | None, user_id: str | None = None) -> str:
+        return self.task(task_id, user_id).status
+
+    def task(self, task_id: str | None, user_id: str | None = None) -> TaskInfo:
+        """A task's status and, when it failed, why."""
         if not task_id:
             raise InvalidParameter("task_id is required")
         found = self.store.get_task(task_id)
         if found is None:
             raise TaskNotFound(f"task {task_id!r} not found")
-        cube, status, _ = found
+        cube, status, error = found
         if user_id is not None and self.store.cube_owner(cube) not in (None, user_id):
             raise TaskNotFound(f"task {task_id!r} not found")
-        return status
+        return TaskInfo(status, error)

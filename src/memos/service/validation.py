@@ -137,3 +137,53 @@ def check_messages(messages: list[MessageInput] | None, limits: LimitSettings) -
             )
         texts.append(text)
     return texts
+
+
+EXTRACTION_TYPES = ("memory", "preference")
+_EXTRACT_ROLES = {Role.USER, Role.ASSISTANT, Role.SYSTEM}
+
+
+def check_extract_messages(messages: list[MessageInput] | None, limits: LimitSettings) -> list[str]:
+    """``/extract/memory`` input: plain-text user/assistant/system messages within 8k tokens."""
+    if messages is None:
+        raise MissingField("messages is required")
+    if not messages:
+        raise EmptyField("messages cannot be empty")
+    texts: list[str] = []
+    total = 0
+    for i, msg in enumerate(messages):
+        try:
+            role = Role(msg.role)
+        except ValueError:
+            role = None
+        if role not in _EXTRACT_ROLES:
+            raise InvalidParameter(f"messages[{i}].role must be one of user, assistant, system")
+        if not isinstance(msg.content, str):
+            raise InvalidParameter(f"messages[{i}].content must be a string")
+        if not msg.content.strip():
+            raise MissingField(f"messages[{i}].content cannot be empty")
+        if msg.message_id is not None and len(msg.message_id) > limits.max_id_chars:
+            raise InvalidParameter(f"messages[{i}].message_id is longer than 100 characters")
+        total += count_tokens(msg.content)
+        if total > limits.max_extract_tokens:
+            raise InputTooLong(
+                f"messages exceed {limits.max_extract_tokens} tokens in one extraction; split them"
+            )
+        texts.append(msg.content)
+    return texts
+
+
+def check_extraction_types(value: list[str] | None) -> list[str]:
+    """The kinds to extract (``memory``, ``preference``); omitted means both."""
+    if value is None:
+        return list(EXTRACTION_TYPES)
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise InvalidParameter("extraction_types must be an array of strings")
+    if not value:
+        raise EmptyField("extraction_types cannot be empty; omit it to extract everything")
+    unknown = [t for t in value if t not in EXTRACTION_TYPES]
+    if unknown:
+        raise InvalidParameter(
+            f"extraction_types has {unknown[0]!r}; use {' and/or '.join(EXTRACTION_TYPES)}"
+        )
+    return list(dict.fromkeys(value))

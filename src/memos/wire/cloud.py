@@ -7,14 +7,21 @@ required-ness to the service so missing fields get 40002, not a generic 422.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from memos.domain.models import MessageInput, new_id
 from memos.errors import InvalidParameter
 from memos.service import MemoryService
-from memos.wire.render import memory_detail, memory_page, message_detail
+from memos.wire.render import (
+    kind_of,
+    memory_detail,
+    memory_page,
+    message_detail,
+    preference_detail,
+    tool_memory_detail,
+)
 
 
 class CloudRequest(BaseModel):
@@ -32,6 +39,9 @@ class AddMessageRequest(CloudRequest):
     allow_public: bool = False
     allow_knowledgebase_ids: list[str] | None = None
     async_mode: bool = True
+    # Not in the cloud reference (the cloud always refines in the background);
+    # "fine" runs LLM extraction before answering, as /product/add's mode does.
+    mode: Literal["fast", "fine"] | None = None
 
 
 class SearchMemoryRequest(CloudRequest):
@@ -71,6 +81,15 @@ class GetMessageRequest(CloudRequest):
     message_limit_number: int | None = None
 
 
+class ExtractMemoryRequest(CloudRequest):
+    """``POST /extract/memory``: plain-text messages and which kinds to extract."""
+
+    messages: list[MessageInput] | None = None
+    extraction_types: list[str] | None = None
+    # Optional: sources and logs name this user; nothing is written either way.
+    user_id: str | None = None
+
+
 class GetStatusRequest(CloudRequest):
     task_id: str | None = None
     # Optional: when given, a task of another user's cube reads as not found.
@@ -104,8 +123,46 @@ def add_message(svc: MemoryService, req: AddMessageRequest) -> dict[str, Any]:
         tags=req.tags,
         info=req.info,
         require_conversation=True,
+        mode=req.mode,
     )
-    return {"success": True, "task_id": result.task_id, "status": result.status}
+    out: dict[str, Any] = {"success": True, "task_id": result.task_id, "status": result.status}
+    if result.error is not None:
+        out["error"] = result.error
+    return out
+
+
+def extract_memory(svc: MemoryService, req: ExtractMemoryRequest) -> dict[str, Any]:
+    """Facts and/or preferences of ``messages``; nothing is stored.
+
+    Lists follow ``extraction_types`` (omitted: both), in the seed's fields plus
+    ``confidence`` and ``sources`` so callers can see where each came from.
+    """
+    extraction = svc.extract(
+        messages=req.messages, extraction_types=req.extraction_types, user_id=req.user_id
+    )
+    data: dict[str, Any] = {"success": True}
+    if "memory" in extraction.kinds:
+        data["memory_detail_list"] = [
+            {
+                "memory_key": m.key,
+                "memory_value": m.value,
+                "memory_type": m.memory_type.value,
+                "tags": m.tags,
+                "confidence": m.confidence,
+                "sources": [s.model_dump() for s in m.sources],
+            }
+            for m in extraction.facts
+        ]
+    if "preference" in extraction.kinds:
+        data["preference_detail_list"] = [
+            {
+                key: value
+                for key, value in preference_detail(p).items()
+                if key in ("preference", "preference_type", "reasoning", "sources")
+            }
+            for p in extraction.preferences
+        ]
+    return data
 
 
 def _check_sub_limit(value: int | None, name: str) -> None:
@@ -124,13 +181,23 @@ def search_memory(svc: MemoryService, req: SearchMemoryRequest) -> dict[str, Any
         relativity=req.relativity,
         conversation_id=req.conversation_id,
     )
+    # Fine mode stores preferences and tool memories beside facts; each goes to its list.
+    facts = [h for h in hits if kind_of(h.memory) == "memory"]
+    prefs = [h for h in hits if kind_of(h.memory) == "preference"] if req.include_preference else []
+    tools = [h for h in hits if kind_of(h.memory) == "tool"]
     data: dict[str, Any] = {
-        "memory_detail_list": [memory_detail(h.memory, h.relativity) for h in hits],
-        "preference_detail_list": [],
+        "memory_detail_list": [memory_detail(h.memory, h.relativity) for h in facts],
+        "preference_detail_list": [
+            preference_detail(h.memory, h.relativity)
+            for h in prefs[: req.preference_limit_number or len(prefs)]
+        ],
         "preference_note": "",
     }
     if req.include_tool_memory:
-        data["tool_memory_detail_list"] = []
+        data["tool_memory_detail_list"] = [
+            tool_memory_detail(h.memory, h.relativity)
+            for h in tools[: req.tool_memory_limit_number or len(tools)]
+        ]
     if req.include_skill:
         data["skill_detail_list"] = []
     return data
@@ -138,7 +205,12 @@ def search_memory(svc: MemoryService, req: SearchMemoryRequest) -> dict[str, Any
 
 def get_memory(svc: MemoryService, req: GetMemoryRequest) -> dict[str, Any]:
     page = svc.list_memories(user_id=req.user_id, page=req.page, size=req.size, filter=req.filter)
-    return memory_page(page, req.size, req.page)
+    data = memory_page(page, req.size, req.page)
+    if not req.include_preference:
+        data["preference_detail_list"] = []
+    if not req.include_tool_memory:
+        data["tool_memory_detail_list"] = []
+    return data
 
 
 def delete_memory(svc: MemoryService, req: DeleteMemoryRequest) -> dict[str, Any]:
@@ -168,7 +240,11 @@ def get_message(svc: MemoryService, req: GetMessageRequest) -> dict[str, Any]:
 
 
 def get_status(svc: MemoryService, req: GetStatusRequest) -> dict[str, Any]:
-    return {"status": svc.task_status(req.task_id, req.user_id)}
+    task = svc.task(req.task_id, req.user_id)
+    out: dict[str, Any] = {"status": task.status}
+    if task.error is not None:
+        out["error"] = task.error
+    return out
 
 
 def rerank(svc: MemoryService, req: RerankRequest) -> dict[str, Any]:

@@ -128,6 +128,7 @@ def add(svc: MemoryService, req: ProductAddRequest) -> list[dict[str, Any]]:
             app_id=req.app_id,
             tags=(req.tags or []) + (req.custom_tags or []),
             info=req.info,
+            mode=req.mode,
         )
         for memory_id in result.memory_ids:
             out.append(

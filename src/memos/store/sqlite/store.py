@@ -559,26 +559,28 @@ class SQLiteStore:
         (count,) = conn.execute(
             "SELECT count(*) FROM memory_vectors WHERE cube_id = ?", (cube_id,)
         ).fetchone()
-        # Fill one preallocated matrix: joining blobs first would hold the index three times.
+        # Fill one preallocated matrix, a slice of rows at a time (joining all the
+        # blobs first would hold the index three times; a row at a time is slow).
         mat = np.empty((int(count), dim), np.float32)
         ids = np.empty(int(count), np.int64)
         n = 0
-        for rowid, blob in conn.execute(
+        cursor = conn.execute(
             "SELECT v.rowid, v.vec FROM memory_vectors v JOIN memories m ON m.rowid = v.rowid "
             "WHERE v.cube_id = ? AND m.status = ? ORDER BY v.rowid",
             (cube_id, LIVE),
-        ):
-            if n >= len(ids):  # rows added since the count; the next search reloads
-                break
-            vec = np.frombuffer(blob, np.float32)
-            if len(vec) != dim:
+        )
+        while n < len(ids) and (batch := cursor.fetchmany(min(8192, len(ids) - n))):
+            # (rows added since the count are left out; the next search reloads)
+            blobs = [r[1] for r in batch]
+            if any(len(b) != 4 * dim for b in blobs):
+                bad = next(len(b) // 4 for b in blobs if len(b) != 4 * dim)
                 raise StoreError(
-                    f"stored vectors have {len(vec)} dimensions but the embedder makes {dim}; "
+                    f"stored vectors have {bad} dimensions but the embedder makes {dim}; "
                     "use the embedder this data directory was built with"
                 )
-            mat[n] = vec
-            ids[n] = rowid
-            n += 1
+            mat[n : n + len(batch)] = np.frombuffer(b"".join(blobs), np.float32).reshape(-1, dim)
+            ids[n : n + len(batch)] = [r[0] for r in batch]
+            n += len(batch)
         fresh.adopt(ids[:n], mat[:n])
         with self._cubes_lock:
             self._cubes[cube_id] = fresh
@@ -670,6 +672,55 @@ class SQLiteStore:
                 .fetchone()
             )
         return None if row is None else (str(row[0]), str(row[1]), row[2])
+
+    # ------------------------------------------------- fine mode (reader/fine.py)
+    def ingest_replacing(
+        self,
+        scope: Scope,
+        memories: Sequence[MemoryItem],
+        vectors: Vectors,
+        archive_ids: Sequence[str],
+    ) -> int:
+        """Store ``memories`` and archive ``archive_ids`` in one transaction.
+
+        Fine mode uses it to replace a window's fast memories by the extracted
+        ones: either both happen or neither. Returns how many were archived.
+        The cube's caches are dropped and rebuilt by the next search.
+        """
+        if len(memories) != len(vectors):
+            raise ValueError("one vector per memory is required")
+        now = time.time()
+        with self._tx("replacing memories") as conn:
+            for item, vec in zip(memories, vectors, strict=True):
+                self._check_owned(scope, item)
+                cur = conn.execute(
+                    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) VALUES ({_marks(20)})",
+                    rows.memory_params(item),
+                )
+                conn.execute(
+                    "INSERT INTO memory_vectors (rowid, cube_id, model, vec) VALUES (?, ?, ?, ?)",
+                    (int(cur.lastrowid or 0), scope.cube_id, self.embed_model, _blob(vec)),
+                )
+            found = []
+            if archive_ids:
+                params: list[Any] = list(archive_ids)
+                in_scope = _scope_sql(scope, params, by_id=True)
+                found = conn.execute(
+                    f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
+                    f"WHERE m.id IN ({_marks(len(archive_ids))}) AND {in_scope} "
+                    "AND m.status = ?",
+                    [*params, str(MemoryStatus.ACTIVATED)],
+                ).fetchall()
+            for row in found:
+                self._archive_version(conn, rows.memory_from_row(row[1:]))
+            conn.executemany(
+                "UPDATE memories SET status = ?, version = version + 1, update_time = ? "
+                "WHERE rowid = ?",
+                [(str(MemoryStatus.ARCHIVED), now, int(r[0])) for r in found],
+            )
+            self._bump(conn, scope.cube_id)
+        self._drop_cache(scope.cube_id)
+        return len(found)
 
 
 def _marks(n: int) -> str:
