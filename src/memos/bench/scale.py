@@ -672,7 +672,7 @@ def _run_size(
         disk = disk_usage(settings.db_path)
     finally:
         svc.close()
-    del texts, parts, corpus, embedder
+    del svc, texts, parts, corpus, embedder  # the composed embedder's lookup is big at 1M
     disk_closed = disk_usage(settings.db_path)
     total = disk["db_bytes"] + disk["db_wal_bytes"] + disk["db_shm_bytes"]
     disk_info = {

@@ -109,7 +109,7 @@ def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
     exp = 10.0 ** math.floor(math.log10(value))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+    for step in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
         if value <= step * exp:
             return float(step * exp)
     return float(10 * exp)
@@ -176,9 +176,10 @@ class _Panel:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
         out = [f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>']
         out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>' for x, y in pts]
+        dy = 13 if dashed else -5  # dashed series label below their points, so pairs stay legible
         for (x, y), (_, value) in zip(pts, points, strict=True):
             out.append(
-                f'<text x="{x + 5:.1f}" y="{y - 5:.1f}" font-size="9" fill="{color}">'
+                f'<text x="{x + 5:.1f}" y="{y + dy:.1f}" font-size="9" fill="{color}">'
                 f"{value:.0f}</text>"
             )
         return out

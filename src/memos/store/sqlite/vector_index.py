@@ -14,10 +14,11 @@ rows are split into inverted lists by spherical k-means in the projected space
 (``IVF_LIST_ROWS`` rows per list on average) and the first pass scans only the
 lists whose centroids are nearest the query: ``IVF_PROBE_SHARE`` of them, or
 enough for ``IVF_PROBE_ROWS`` rows, whichever is more. The rescoring is the
-same. At 1M rows (1,000 lists, 200 probed) that is 0.13 x the exact scan's time
-with recall@10 0.98 / recall@100 0.94; it needs that many probes because a
-bench memory is two unrelated sentences, so its neighbours scatter over many
-lists (at 300k rows a fifth of the lists gave only 0.96, hence ``IVF_MIN``).
+same. At 1M rows (1,000 lists, 250 probed) that is 0.17 x the exact scan's time
+with recall@10 0.982 / recall@100 0.955 (``memos bench scale``); it needs that
+many probes because a bench memory is two unrelated sentences, so its
+neighbours scatter over many lists (a fifth of the lists gave 0.978-0.985 at
+1M and only 0.965 at 300k rows, hence ``IVF_MIN``).
 The lists are built on the first search (k-means on a sample, then every row
 assigned: ~10 s at 1M rows), take new rows by nearest centroid, and are
 rebuilt once the cube has doubled since. Searching never builds anything else.
@@ -51,7 +52,7 @@ PCA_SAMPLE = 8192
 
 IVF_MIN = 500_000  # live rows from which the first pass probes inverted lists
 IVF_LIST_ROWS = 1_000  # rows per list on average when the lists are built
-IVF_PROBE_SHARE = 0.2  # share of the lists the first pass scans (more under a filter) ...
+IVF_PROBE_SHARE = 0.25  # share of the lists the first pass scans (more under a filter) ...
 IVF_PROBE_ROWS = 200_000  # ... or enough lists for this many rows, whichever is more
 IVF_PROBE_MIN = 32
 IVF_TRAIN_PER_LIST = 48  # k-means sample: rows per list
