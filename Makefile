@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= $(HOME)/.memos/data
 
-.PHONY: serve test lint bench bench-locomo bench-scale clean
+.PHONY: serve test lint bench bench-locomo bench-scale llm-server clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "memos needs Python 3.11+"' \
@@ -44,6 +44,13 @@ bench-locomo: $(VENV)/.installed
 bench-scale: $(VENV)/.installed
 	$(BIN)/memos bench scale --sizes 10000,100000,1000000 --tenants 1000 \
 	  --out bench/results/scale.json --svg docs/scale.svg
+
+# llama.cpp's OpenAI-compatible server with the packaged SmolLM2 model, for trying
+# fine mode: MEMOS_LLM_BACKEND=openai MEMOS_LLM_BASE_URL=http://127.0.0.1:8081/v1 MEMOS_LLM_MODEL=smollm2
+LLM_PORT ?= 8081
+llm-server: $(VENV)/.installed-dev
+	$(BIN)/python -m llama_cpp.server --host 127.0.0.1 --port $(LLM_PORT) --n_ctx 2048 \
+	  --model_alias smollm2 --model "$$($(BIN)/python -c 'from memos.llm.local import packaged_model_path as p; print(p())')"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

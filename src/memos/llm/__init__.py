@@ -13,6 +13,15 @@ def build_llm(settings: LLMSettings) -> LLM | None:
     """The configured LLM, or None when ``backend`` is ``none``; bad settings raise ConfigError."""
     if settings.backend == "none":
         return None
+    if settings.backend == "local":
+        from memos.llm.local import LocalLLM
+
+        return LocalLLM(
+            settings.model,
+            context_tokens=settings.context_tokens,
+            threads=settings.threads,
+            max_tokens=settings.max_tokens,
+        )
     if not settings.base_url or not settings.model:
         raise ConfigError(
             "the openai LLM backend needs base_url and model, e.g. "

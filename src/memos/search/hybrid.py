@@ -22,18 +22,18 @@ for the caller's threshold, never for the order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 
 from memos.domain.filters import Node
-from memos.domain.models import MemoryItem, Scope, ScoredMemory
+from memos.domain.models import ArchiveReason, MemoryItem, Scope, ScoredMemory
 from memos.embedders.base import Embedder, Vectors
 from memos.search.calibration import coverage, query_terms
 from memos.search.calibration import relativity as relativity_of
 from memos.settings import SearchSettings
 from memos.store.base import MemoryStore
-from memos.text.timequery import TimeWindow, parse_query_window
+from memos.text.timequery import TimeWindow, parse_query_window, previous_state_window
 
 # Logistic-regression weights of the ordering stage (fused/best fused, cosine
 # minus best cosine, BM25/best BM25, own-text query-term coverage), fitted on
@@ -41,6 +41,9 @@ from memos.text.timequery import TimeWindow, parse_query_window
 FEATURE_WEIGHTS = (2.287, 3.33, 2.433, 2.83)
 # How far the time preference moves a memory, in the same units.
 TIME_WEIGHT = 1.0
+# Superseded versions a looking-back query may bring in (they compete with the
+# current version only when the query asks for the past).
+SUPERSEDED_POOL = 20
 
 
 @dataclass
@@ -102,7 +105,11 @@ class HybridSearcher:
         )
         if pool is None:
             return []
-        window = parse_query_window(query, now) if self.settings.time_aware else None
+        window = None
+        if self.settings.time_aware:
+            window = parse_query_window(query, now) or previous_state_window(query, now)
+            if window is not None:
+                self._add_superseded(pool, scope, qvec, window, flt)
         self._order(pool, query, window)
         results: list[ScoredMemory] = []
         for c in pool.ordered:
@@ -162,6 +169,35 @@ class HybridSearcher:
                     c.fused *= 1.0 + self.settings.conversation_boost
         return CandidatePool(ordered, items, vecs)
 
+    def _add_superseded(
+        self,
+        pool: CandidatePool,
+        scope: Scope,
+        qvec: Vectors,
+        window: TimeWindow,
+        flt: Node | None,
+    ) -> None:
+        """Let earlier versions of changing states that were true in ``window`` compete.
+
+        Evolution archives a state when it changes ("lives in Beijing" superseded
+        by "moved to Shanghai"); a query about that time should still find it.
+        Each enters the pool ranked by its cosine among the vector hits, as if
+        the vector channel had returned it.
+        """
+        olds = self.store.superseded(scope, window.start, window.end, SUPERSEDED_POOL, flt)
+        if not olds:
+            return
+        cosines = sorted((c.cosine or 0.0 for c in pool.ordered), reverse=True)
+        for item, vec in olds:
+            if item.id in pool.items:
+                continue
+            cos = float(vec @ qvec)
+            rank = sum(1 for c in cosines if c > cos)
+            fused = self.settings.vector_weight / (self.settings.rrf_k + rank + 1)
+            pool.ordered.append(Candidate(item.id, fused=fused, cosine=cos))
+            pool.items[item.id] = item
+            pool.vectors[item.id] = vec
+
     def _order(self, pool: CandidatePool, query: str, window: TimeWindow | None) -> None:
         """Sort candidates by the linear feature score (or fused rank when features are off)."""
         for c, row in zip(pool.ordered, features(pool, query), strict=True):
@@ -170,10 +206,9 @@ class HybridSearcher:
                 c.score = sum(w * x for w, x in zip(FEATURE_WEIGHTS, row, strict=True))
             else:
                 c.score = c.fused
-        if window is not None:
+        if window is not None and not window.previous:
             for c in pool.ordered:
-                when = pool.items[c.memory_id].event_time
-                if when is not None and window.contains(when):
+                if _inside(pool.items[c.memory_id], window):
                     c.score += TIME_WEIGHT
         pool.ordered.sort(key=lambda c: -c.score)
 
@@ -216,13 +251,21 @@ class HybridSearcher:
 
     @staticmethod
     def _prefer(b: MemoryItem, a: MemoryItem, window: TimeWindow | None) -> bool:
-        """Whether version ``b`` (ranked lower) should go before ``a``."""
+        """Whether version ``b`` (ranked lower) should go before ``a``.
+
+        No time in the query: the current version (not superseded, newest) first.
+        A dated window: the version true inside it. "Before" without a date:
+        the earlier version.
+        """
         tb, ta = b.event_time or b.create_time, a.event_time or a.create_time
-        if window is not None:
-            inside_b, inside_a = window.contains(tb), window.contains(ta)
-            if inside_b != inside_a:
-                return inside_b
-        return window is None and tb > ta
+        if window is None:
+            old_b = b.archive_reason == ArchiveReason.SUPERSEDED
+            old_a = a.archive_reason == ArchiveReason.SUPERSEDED
+            return old_a and not old_b if old_a != old_b else tb > ta
+        if window.previous:
+            return tb < ta
+        inside_b, inside_a = _inside(b, window), _inside(a, window)
+        return inside_b and not inside_a
 
     def _dedup(
         self, results: list[ScoredMemory], vectors: dict[str, Vectors], limit: int
@@ -245,3 +288,21 @@ class HybridSearcher:
             if len(kept) >= limit:
                 break
         return [head[i] for i in kept]
+
+
+def _inside(item: MemoryItem, window: TimeWindow) -> bool:
+    """Whether the memory was true inside the window.
+
+    A superseded state held from its event time until ``valid_to``; anything
+    else is placed at its event time.
+    """
+    start = _aware(item.event_time or item.create_time)
+    if item.valid_to is None:
+        return window.contains(start)
+    if window.end is not None and start >= window.end:
+        return False
+    return window.start is None or _aware(item.valid_to) > window.start
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

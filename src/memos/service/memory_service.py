@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from memos.domain.models import (
     new_id,
 )
 from memos.embedders import build_embedder
-from memos.embedders.base import Embedder, Vectors
+from memos.embedders.base import Embedder
 from memos.errors import (
     ConfigError,
     EmptyField,
@@ -44,12 +44,15 @@ from memos.errors import (
     UserNotFound,
 )
 from memos.llm import LLM, build_llm
+from memos.organize import Organizer
 from memos.reader.fast import FastReader
 from memos.reader.fine import Extraction, FineReader, Kind
 from memos.rerank import Reranker, RerankResult, build_reranker
 from memos.rerank.cosine import CosineReranker
 from memos.search.hybrid import HybridSearcher
 from memos.service import validation as v
+from memos.service.background import BackgroundRunner
+from memos.service.refine import Refiner
 from memos.settings import Settings
 from memos.store.base import MemoryStore
 from memos.store.sqlite import SQLiteStore
@@ -73,19 +76,6 @@ class AddResult:
 class TaskInfo:
     status: str
     error: str | None = None
-
-
-@runtime_checkable
-class _ReplacingStore(Protocol):
-    """A store that can add memories and archive others in one transaction."""
-
-    def ingest_replacing(
-        self,
-        scope: Scope,
-        memories: Sequence[MemoryItem],
-        vectors: Vectors,
-        archive_ids: Sequence[str],
-    ) -> int: ...
 
 
 @dataclass
@@ -113,6 +103,12 @@ class MemoryService:
         self.searcher = HybridSearcher(store, embedder, settings.search)
         self.llm = llm
         self.fine_reader = FineReader(llm) if llm is not None else None
+        self.refiner = (
+            Refiner(store, embedder, self.fine_reader, Organizer(llm), settings.organize)
+            if self.fine_reader is not None and llm is not None
+            else None
+        )
+        self.background = BackgroundRunner()
         # None: search keeps the searcher's order. /rerank then falls back to the
         # embedder's cosine so it answers with zero configuration.
         self.reranker = reranker
@@ -149,6 +145,7 @@ class MemoryService:
         return cls(settings, store, embedder, reranker=reranker, llm=llm)
 
     def close(self) -> None:
+        self.background.close()
         if self.reranker is not None:
             self.reranker.close()
         if self.llm is not None:
@@ -199,12 +196,16 @@ class MemoryService:
         info: dict[str, Any] | None = None,
         require_conversation: bool = False,
         mode: str | None = None,
+        async_mode: bool = False,
     ) -> AddResult:
         """Store messages and make their memories searchable before returning.
 
-        ``mode="fine"`` then asks the LLM for fine memories; they replace the
-        window's fast memories (archived, not deleted). If extraction fails the
-        fast memories stay and the task is recorded as failed with the reason.
+        ``mode="fine"`` then asks the LLM for fine memories, compares them with
+        the stored ones (merge, supersede, duplicate) and lets them replace the
+        window's fast memories (archived, not deleted). With ``async_mode`` that
+        pass runs in the background and the task reads ``running`` until it
+        ends. If extraction fails the fast memories stay and the task is
+        recorded as failed with the reason.
         """
         started = time.perf_counter()
         if mode not in (None, "fast", "fine"):
@@ -219,7 +220,7 @@ class MemoryService:
             not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
         ):
             raise InvalidParameter("tags must be an array of strings")
-        if mode == "fine" and self.fine_reader is None:  # refused before anything is written
+        if mode == "fine" and self.refiner is None:  # refused before anything is written
             v.require_id(user_id, "user_id", self.limits)
             raise LLMNotConfigured("mode fine")
         scope = self._scope(user_id, cube_id, agent_id=agent_id, app_id=app_id, create=True)
@@ -241,10 +242,23 @@ class MemoryService:
         )
         self.store.ingest(scope, stored, items, vectors)
         task_id = new_id()
-        if mode == "fine" and self.fine_reader is not None:
-            return self._refine(
-                self.fine_reader, scope, task_id, stored, items, tags=tags or [], info=info
-            )
+        message_ids = [m.message_id or m.id for m in stored]
+        fast_ids = [m.id for m in items]
+        if mode == "fine" and self.refiner is not None:
+            refiner = self.refiner
+            self.store.put_task(scope, task_id, "running")
+
+            def fine_pass() -> AddResult:
+                outcome = refiner.refine(scope, task_id, stored, items, tags=tags or [], info=info)
+                self.store.put_task(scope, task_id, outcome.status, outcome.error or outcome.note)
+                return AddResult(
+                    task_id, outcome.status, outcome.memory_ids, message_ids, outcome.error
+                )
+
+            if not async_mode:
+                return fine_pass()
+            self.background.submit(lambda: self._guarded(scope, task_id, fine_pass), task_id)
+            return AddResult(task_id, "running", fast_ids, message_ids)
         self.store.put_task(scope, task_id, "completed")
         logger.info(
             "added %d messages -> %d memories for cube %s in %.1f ms",
@@ -254,71 +268,23 @@ class MemoryService:
             (time.perf_counter() - started) * 1000,
         )
         return AddResult(
-            task_id=task_id,
-            status="completed",
-            memory_ids=[m.id for m in items],
-            message_ids=[m.message_id or m.id for m in stored],
+            task_id=task_id, status="completed", memory_ids=fast_ids, message_ids=message_ids
         )
 
-    def _refine(
-        self,
-        reader: FineReader,
-        scope: Scope,
-        task_id: str,
-        stored: list[Message],
-        fast: list[MemoryItem],
-        *,
-        tags: Sequence[str],
-        info: dict[str, Any] | None,
-    ) -> AddResult:
-        """Fine extraction over the stored window; replaces its fast memories on success."""
-        message_ids = [m.message_id or m.id for m in stored]
-        self.store.put_task(scope, task_id, "running")
-        started = time.perf_counter()
+    def _guarded(self, scope: Scope, task_id: str, job: Any) -> None:
+        """Run a background fine pass; an unexpected error fails the task visibly."""
         try:
-            extraction = reader.read(scope, stored, tags=tags, info=info)
+            job()
         except MemosError as exc:
-            logger.warning(
-                "fine extraction failed for task %s (cube %s); keeping %d fast memories: %s",
-                task_id,
-                scope.cube_id,
-                len(fast),
-                exc.message,
-            )
+            logger.warning("fine pass for task %s failed: %s", task_id, exc.message)
             self.store.put_task(scope, task_id, "failed", exc.message)
-            return AddResult(
-                task_id=task_id,
-                status="failed",
-                memory_ids=[m.id for m in fast],
-                message_ids=message_ids,
-                error=exc.message,
-            )
-        fine = extraction.items
-        vectors = (
-            self.embedder.embed([m.value for m in fine]) if fine else np.zeros((0, 1), np.float32)
-        )
-        archive = [m.id for m in fast] if fine else []
-        if isinstance(self.store, _ReplacingStore):
-            self.store.ingest_replacing(scope, fine, vectors, archive)
-        else:  # a store without the one-transaction write: add, then archive
-            self.store.ingest(scope, [], fine, vectors)
-            self.store.set_status(scope, archive, MemoryStatus.ARCHIVED)
-        self.store.put_task(scope, task_id, "completed")
-        logger.info(
-            "fine extraction for cube %s: %d memories from %d messages in %.1f ms (%d attempts)",
-            scope.cube_id,
-            len(fine),
-            len(stored),
-            (time.perf_counter() - started) * 1000,
-            extraction.attempts,
-        )
-        kept = fine if fine else fast
-        return AddResult(
-            task_id=task_id,
-            status="completed",
-            memory_ids=[m.id for m in kept],
-            message_ids=message_ids,
-        )
+        except Exception as exc:
+            logger.exception("fine pass for task %s crashed", task_id)
+            self.store.put_task(scope, task_id, "failed", f"internal error: {exc}")
+
+    def wait_background(self, timeout: float | None = None) -> bool:
+        """Block until in-process background fine passes are done (tests, benchmarks)."""
+        return self.background.wait(timeout)
 
     # --------------------------------------------------------------- extract
     def extract(

@@ -9,10 +9,15 @@ all backend SQL inside their own package and translate driver errors into
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple, Protocol
+
+import numpy as np
 
 from memos.domain.filters import Node
 from memos.domain.models import (
+    ArchiveReason,
     Edge,
     MemoryItem,
     MemoryStatus,
@@ -27,6 +32,46 @@ from memos.embedders.base import Vectors
 class VectorHit(NamedTuple):
     memory_id: str
     score: float
+
+
+@dataclass(frozen=True)
+class Revision:
+    """New content for an existing memory (its earlier value is kept as a version)."""
+
+    memory_id: str
+    changes: dict[str, Any]  # key, value, tags, info, confidence, sources
+    vector: Vectors | None = None
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """An active memory leaving the active set, with the reason and its successor."""
+
+    memory_id: str
+    reason: ArchiveReason
+    superseded_by: str | None = None
+    valid_to: datetime | None = None
+    # Skip, rather than fail, when the memory is no longer active (a fast memory
+    # the user deleted while its window was being refined).
+    missing_ok: bool = False
+
+
+@dataclass
+class ChangeSet:
+    """Writes that must land together: new memories, revisions, retirements, links.
+
+    Fine mode and evolution commit one of these per window, so a reader never
+    sees the refined memories without the raw ones retired, or the reverse.
+    """
+
+    add: list[MemoryItem] = field(default_factory=list)
+    vectors: Vectors = field(default_factory=lambda: np.zeros((0, 1), np.float32))
+    revise: list[Revision] = field(default_factory=list)
+    retire: list[Retirement] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.add or self.revise or self.retire or self.edges)
 
 
 class MemoryStore(Protocol):
@@ -71,6 +116,14 @@ class MemoryStore(Protocol):
 
     def add_edges(self, scope: Scope, edges: Sequence[Edge]) -> None: ...
 
+    def apply(self, scope: Scope, changes: ChangeSet) -> None:
+        """Commit a change set in one transaction (all or nothing).
+
+        Added items may be archived already (kept for provenance); retired
+        memories must be active in the scope, revised ones must exist in it.
+        """
+        ...
+
     # --- reads ---
     def get_memories(
         self, scope: Scope, memory_ids: Sequence[str], *, include_inactive: bool = False
@@ -105,6 +158,22 @@ class MemoryStore(Protocol):
 
     def text_search(self, scope: Scope, query: str, k: int, flt: Node | None) -> list[VectorHit]:
         """Best live memories by BM25 (higher score is better)."""
+        ...
+
+    def superseded(
+        self,
+        scope: Scope,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+        flt: Node | None = None,
+    ) -> list[tuple[MemoryItem, np.ndarray]]:
+        """Superseded versions of changing states that were true inside [start, end).
+
+        Search consults them only when a query looks back in time ("where did I
+        live in 2023"), so an old state stays findable without competing with
+        the current one. Newest first.
+        """
         ...
 
     def vectors(self, scope: Scope, memory_ids: Sequence[str]) -> Vectors:

@@ -41,6 +41,9 @@ class TimeWindow:
     start: datetime | None
     end: datetime | None
     phrase: str
+    # "Where did I live before?": no date, but the query asks for an earlier
+    # state, so a superseded version goes ahead of the current one.
+    previous: bool = False
 
     def contains(self, moment: datetime) -> bool:
         when = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -231,3 +234,26 @@ def parse_query_window(query: str, now: datetime | None = None) -> TimeWindow | 
         since = before.lower().rstrip().endswith("since")
         return TimeWindow(start if since else end, None, match.group(0))
     return TimeWindow(start, end, match.group(0))
+
+
+_PREVIOUS = re.compile(
+    r"\b(?:before|previously|formerly|used to|earlier|originally|at first|back then"
+    r"|in the past|former|old|prior)\b[^a-z]*$"
+    r"|\b(?:used? to|previously|formerly|originally|former|in the past|my old)\b"
+    r"|以前|之前|曾经|原来|过去",
+    re.I,
+)
+
+
+def previous_state_window(query: str, now: datetime | None = None) -> TimeWindow | None:
+    """A window for queries that ask for an earlier state without naming a date.
+
+    "Where did I live before?", "what did I use to drink", "我以前住哪": the
+    window is everything up to now, marked ``previous`` so search puts a
+    superseded version of a changing fact ahead of the current one. A trailing
+    "before" counts; "before the move" (an event, not a state) does not.
+    """
+    m = _PREVIOUS.search(query.strip().rstrip("?？.!。 "))
+    if m is None:
+        return None
+    return TimeWindow(None, now or datetime.now(UTC), m.group(0).strip(), previous=True)

@@ -39,8 +39,10 @@ class AddMessageRequest(CloudRequest):
     allow_public: bool = False
     allow_knowledgebase_ids: list[str] | None = None
     async_mode: bool = True
-    # Not in the cloud reference (the cloud always refines in the background);
-    # "fine" runs LLM extraction before answering, as /product/add's mode does.
+    # Not in the cloud reference (the cloud always refines in the background):
+    # "fine" runs LLM extraction and evolution after the fast pass, in the
+    # background when async_mode is true (task "running" until it ends), else
+    # before answering.
     mode: Literal["fast", "fine"] | None = None
 
 
@@ -124,6 +126,7 @@ def add_message(svc: MemoryService, req: AddMessageRequest) -> dict[str, Any]:
         info=req.info,
         require_conversation=True,
         mode=req.mode,
+        async_mode=req.async_mode,
     )
     out: dict[str, Any] = {"success": True, "task_id": result.task_id, "status": result.status}
     if result.error is not None:

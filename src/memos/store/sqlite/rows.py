@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from memos.domain.models import (
+    ArchiveReason,
     MemoryItem,
     MemoryMode,
     MemoryStatus,
@@ -20,8 +21,14 @@ from memos.domain.models import (
 MEMORY_COLUMNS = (
     "id, cube_id, user_id, agent_id, app_id, conversation_id, memory_type, key, value, tags, "
     "info, status, confidence, sources, mode, version, event_time, create_time, update_time, "
-    "context"
+    "context, archive_reason, superseded_by, valid_to"
 )
+N_MEMORY_COLUMNS = MEMORY_COLUMNS.count(",") + 1
+
+
+def qualified(alias: str) -> str:
+    """MEMORY_COLUMNS prefixed with a table alias, for joins."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in MEMORY_COLUMNS.split(","))
 MESSAGE_COLUMNS = (
     "id, message_id, cube_id, user_id, conversation_id, agent_id, app_id, role, content, parts, "
     "tool_calls, tool_call_id, chat_time, event_time, create_time, update_time"
@@ -62,6 +69,9 @@ def memory_params(item: MemoryItem) -> tuple[Any, ...]:
         ts(item.create_time),
         ts(item.update_time),
         item.context,
+        None if item.archive_reason is None else item.archive_reason.value,
+        item.superseded_by,
+        ts(item.valid_to),
     )
 
 
@@ -87,6 +97,9 @@ def memory_from_row(row: sqlite3.Row | tuple[Any, ...]) -> MemoryItem:
         create_time=when(row[17]),
         update_time=when(row[18]),
         context=row[19] or "",
+        archive_reason=None if row[20] is None else ArchiveReason(row[20]),
+        superseded_by=row[21],
+        valid_to=dt(row[22]),
     )
 
 

@@ -127,6 +127,21 @@ def _context(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE memories ADD COLUMN context TEXT NOT NULL DEFAULT ''")
 
 
+@migration("0003_evolution")
+def _evolution(conn: sqlite3.Connection) -> None:
+    """Why and when evolution archived a memory; superseded states stay findable by time."""
+    _run_script(
+        conn,
+        """
+        ALTER TABLE memories ADD COLUMN archive_reason TEXT;
+        ALTER TABLE memories ADD COLUMN superseded_by TEXT;
+        ALTER TABLE memories ADD COLUMN valid_to REAL;
+        CREATE INDEX memories_superseded ON memories (cube_id, valid_to)
+            WHERE archive_reason = 'superseded'
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would COMMIT the surrounding migration transaction.
     for statement in script.split(";"):

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from memos.domain.filters import Node
 from memos.domain.models import (
+    ArchiveReason,
     Edge,
     EdgeKind,
     MemoryItem,
@@ -35,7 +37,7 @@ from memos.domain.models import (
 )
 from memos.embedders.base import Vectors
 from memos.errors import MemoryNotFound, PermissionDenied, StoreError
-from memos.store.base import VectorHit
+from memos.store.base import ChangeSet, Retirement, Revision, VectorHit
 from memos.store.sqlite import rows
 from memos.store.sqlite.filters import compile_filter
 from memos.store.sqlite.lexical_index import CubeLexicon
@@ -208,7 +210,8 @@ class SQLiteStore:
             for item, vec in zip(memories, vectors, strict=True):
                 self._check_owned(scope, item)
                 cur = conn.execute(
-                    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) VALUES ({_marks(20)})",
+                    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) "
+                    f"VALUES ({_marks(rows.N_MEMORY_COLUMNS)})",
                     rows.memory_params(item),
                 )
                 rowid = int(cur.lastrowid or 0)
@@ -673,54 +676,188 @@ class SQLiteStore:
             )
         return None if row is None else (str(row[0]), str(row[1]), row[2])
 
-    # ------------------------------------------------- fine mode (reader/fine.py)
-    def ingest_replacing(
-        self,
-        scope: Scope,
-        memories: Sequence[MemoryItem],
-        vectors: Vectors,
-        archive_ids: Sequence[str],
-    ) -> int:
-        """Store ``memories`` and archive ``archive_ids`` in one transaction.
-
-        Fine mode uses it to replace a window's fast memories by the extracted
-        ones: either both happen or neither. Returns how many were archived.
-        The cube's caches are dropped and rebuilt by the next search.
-        """
-        if len(memories) != len(vectors):
-            raise ValueError("one vector per memory is required")
+    # ------------------------------------------- change sets (fine mode, evolution)
+    def apply(self, scope: Scope, changes: ChangeSet) -> None:
+        if len(changes.add) != len(changes.vectors):
+            raise ValueError("one vector per added memory is required")
+        if not changes:
+            return
         now = time.time()
-        with self._tx("replacing memories") as conn:
-            for item, vec in zip(memories, vectors, strict=True):
+        live_rows: list[int] = []
+        live_items: list[MemoryItem] = []
+        live_vecs: list[np.ndarray] = []
+        revised: list[tuple[int, MemoryItem, Vectors | None]] = []
+        retired: list[int] = []
+        with self._tx("committing memory changes") as conn:
+            for item, vec in zip(changes.add, changes.vectors, strict=True):
                 self._check_owned(scope, item)
                 cur = conn.execute(
-                    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) VALUES ({_marks(20)})",
+                    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) "
+                    f"VALUES ({_marks(rows.N_MEMORY_COLUMNS)})",
                     rows.memory_params(item),
                 )
+                rowid = int(cur.lastrowid or 0)
                 conn.execute(
                     "INSERT INTO memory_vectors (rowid, cube_id, model, vec) VALUES (?, ?, ?, ?)",
-                    (int(cur.lastrowid or 0), scope.cube_id, self.embed_model, _blob(vec)),
+                    (rowid, scope.cube_id, self.embed_model, _blob(vec)),
                 )
-            found = []
-            if archive_ids:
-                params: list[Any] = list(archive_ids)
-                in_scope = _scope_sql(scope, params, by_id=True)
-                found = conn.execute(
-                    f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
-                    f"WHERE m.id IN ({_marks(len(archive_ids))}) AND {in_scope} "
-                    "AND m.status = ?",
-                    [*params, str(MemoryStatus.ACTIVATED)],
-                ).fetchall()
-            for row in found:
-                self._archive_version(conn, rows.memory_from_row(row[1:]))
-            conn.executemany(
-                "UPDATE memories SET status = ?, version = version + 1, update_time = ? "
-                "WHERE rowid = ?",
-                [(str(MemoryStatus.ARCHIVED), now, int(r[0])) for r in found],
+                if item.status == MemoryStatus.ACTIVATED:
+                    live_rows.append(rowid)
+                    live_items.append(item)
+                    live_vecs.append(np.asarray(vec, np.float32))
+            for rev in changes.revise:
+                rowid, new = self._revise(conn, scope, rev, now)
+                revised.append((rowid, new, rev.vector))
+            for ret in changes.retire:
+                gone = self._retire(conn, scope, ret, now)
+                if gone is not None:
+                    retired.append(gone)
+            self._insert_edges(conn, scope, changes.edges, now)
+            generation = self._bump(conn, scope.cube_id)
+        vec_cache, lex_cache = self._after_write(scope.cube_id, generation)
+        if vec_cache is not None:
+            if live_rows:
+                vec_cache.append(live_rows, np.stack(live_vecs))
+            for rowid, _, vector in revised:
+                if vector is not None:
+                    vec_cache.replace(rowid, np.asarray(vector, np.float32))
+            vec_cache.remove(retired)
+        if lex_cache is not None:
+            if live_rows:
+                lex_cache.add(
+                    live_rows, [lexical_text(m.key, m.value, m.context) for m in live_items]
+                )
+            for rowid, new, _ in revised:
+                lex_cache.replace(rowid, lexical_text(new.key, new.value, new.context))
+            lex_cache.remove(retired)
+
+    def _locked_row(
+        self, conn: sqlite3.Connection, scope: Scope, memory_id: str
+    ) -> tuple[int, MemoryItem]:
+        params: list[Any] = [memory_id]
+        row = conn.execute(
+            f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
+            f"WHERE m.id = ? AND {_scope_sql(scope, params, by_id=True)} AND m.status = ?",
+            [*params, LIVE],
+        ).fetchone()
+        if row is None:
+            raise MemoryNotFound(f"no active memory {memory_id!r} in this scope")
+        return int(row[0]), rows.memory_from_row(row[1:])
+
+    def _revise(
+        self, conn: sqlite3.Connection, scope: Scope, rev: Revision, now: float
+    ) -> tuple[int, MemoryItem]:
+        allowed = {"key", "value", "tags", "info", "confidence", "sources"}
+        unknown = set(rev.changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot revise fields {sorted(unknown)}")
+        rowid, old = self._locked_row(conn, scope, rev.memory_id)
+        self._archive_version(conn, old)
+        new = old.model_copy(update=rev.changes)
+        conn.execute(
+            "UPDATE memories SET key = ?, value = ?, tags = ?, info = ?, confidence = ?, "
+            "sources = ?, version = version + 1, update_time = ? WHERE rowid = ?",
+            (
+                new.key,
+                new.value,
+                json.dumps(new.tags, ensure_ascii=False),
+                json.dumps(new.info, ensure_ascii=False),
+                new.confidence,
+                json.dumps([s.model_dump() for s in new.sources], ensure_ascii=False),
+                now,
+                rowid,
+            ),
+        )
+        if rev.vector is not None:
+            conn.execute(
+                "UPDATE memory_vectors SET vec = ?, model = ? WHERE rowid = ?",
+                (_blob(rev.vector), self.embed_model, rowid),
             )
-            self._bump(conn, scope.cube_id)
-        self._drop_cache(scope.cube_id)
-        return len(found)
+        return rowid, new
+
+    def _retire(
+        self, conn: sqlite3.Connection, scope: Scope, ret: Retirement, now: float
+    ) -> int | None:
+        try:
+            rowid, old = self._locked_row(conn, scope, ret.memory_id)
+        except MemoryNotFound:
+            if ret.missing_ok:
+                return None
+            raise
+        self._archive_version(conn, old)
+        conn.execute(
+            "UPDATE memories SET status = ?, archive_reason = ?, superseded_by = ?, "
+            "valid_to = ?, version = version + 1, update_time = ? WHERE rowid = ?",
+            (
+                MemoryStatus.ARCHIVED.value,
+                ret.reason.value,
+                ret.superseded_by,
+                rows.ts(ret.valid_to),
+                now,
+                rowid,
+            ),
+        )
+        return rowid
+
+    @staticmethod
+    def _insert_edges(
+        conn: sqlite3.Connection, scope: Scope, edges: Sequence[Edge], now: float
+    ) -> None:
+        if not edges:
+            return
+        ids = sorted({e.src_id for e in edges} | {e.dst_id for e in edges})
+        params: list[Any] = list(ids)
+        found = {
+            str(r[0])
+            for r in conn.execute(
+                f"SELECT m.id FROM memories m WHERE m.id IN ({_marks(len(ids))}) "
+                f"AND {_scope_sql(scope, params, by_id=True)}",
+                params,
+            )
+        }
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise MemoryNotFound(f"memories not found in this scope: {missing[:5]}")
+        conn.executemany(
+            "INSERT OR IGNORE INTO edges (cube_id, src_id, dst_id, kind, create_time) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (scope.cube_id, e.src_id, e.dst_id, e.kind.value, e.create_time.timestamp())
+                for e in edges
+            ],
+        )
+
+    def superseded(
+        self,
+        scope: Scope,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+        flt: Node | None = None,
+    ) -> list[tuple[MemoryItem, np.ndarray]]:
+        params: list[Any] = []
+        where = f"{_scope_sql(scope, params)} AND m.archive_reason = ?"
+        params.append(ArchiveReason.SUPERSEDED.value)
+        if flt is not None:
+            where += " AND " + compile_filter(flt, "m", params)
+        if start is not None:  # still true when the window opens
+            where += " AND m.valid_to > ?"
+            params.append(start.timestamp())
+        if end is not None:  # already true before it closes
+            where += " AND coalesce(m.event_time, m.create_time) < ?"
+            params.append(end.timestamp())
+        with _translate("reading superseded memories"):
+            found = (
+                self._reader()
+                .execute(
+                    f"SELECT {rows.qualified('m')}, v.vec FROM memories m "
+                    f"JOIN memory_vectors v ON v.rowid = m.rowid WHERE {where} "
+                    "ORDER BY m.valid_to DESC LIMIT ?",
+                    [*params, limit],
+                )
+                .fetchall()
+            )
+        return [(rows.memory_from_row(r[:-1]), np.frombuffer(r[-1], np.float32)) for r in found]
 
 
 def _marks(n: int) -> str:
