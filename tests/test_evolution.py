@@ -528,3 +528,51 @@ def test_plan_turns_each_decision_into_writes() -> None:
     assert changes.retire[0].superseded_by == new[1].id
     assert [r.memory_id for r in changes.revise] == [target.id]
     assert {e.kind for e in changes.edges} == {EdgeKind.MERGED_INTO, EdgeKind.VERSION_OF}
+
+
+def test_a_failed_window_keeps_its_fast_memories_searchable(tmp_data_dir: Path) -> None:
+    """A long add read in several windows: one window fails, its messages stay findable."""
+    texts = [
+        "I adopted a grey cat called Miso from the shelter downtown last month.",
+        "Miso sleeps on the windowsill every afternoon and hates the vacuum cleaner.",
+        "My sister Jun flies in from Toronto next week to stay with us for a while.",
+        "Jun works as a marine biologist studying coral reefs near the Great Barrier.",
+    ]
+    table = {"adopted a grey cat": fact("The user adopted a grey cat called Miso.")}
+
+    class HalfBroken(TableLLM):
+        def chat(self, messages: Sequence[ChatMessage], **kw: Any) -> str:
+            if "Jun works" in messages[-1]["content"] or "Jun works" in messages[1]["content"]:
+                return "I cannot help with that."
+            return super().chat(messages, **kw)
+
+    settings = load_settings(
+        {
+            "data_dir": tmp_data_dir,
+            "embedder": {"kind": "minilm"},
+            "reader": {"chat_window_max_tokens": 40},
+        },
+        environ={},
+    )
+    svc = MemoryService.open(settings, llm=HalfBroken(table))
+    try:
+        result = svc.add(
+            user_id="pets",
+            conversation_id="c",
+            mode="fine",
+            messages=[
+                MessageInput(role="user", content=t, message_id=f"m{i}")
+                for i, t in enumerate(texts)
+            ],
+        )
+        assert result.status == "completed"
+        task = svc.task(result.task_id)
+        assert task.error and "failed for part of the input" in task.error
+        values = {m.value for m in live(svc, "pets")}
+        assert "The user adopted a grey cat called Miso." in values
+        assert texts[3] in values  # the failed window's message is still a live memory
+        assert texts[0] not in values  # the read window's fast memory was refined away
+        hits = svc.search(user_id="pets", query="marine biologist coral reefs", relativity=0)
+        assert hits[0].memory.value == texts[3]
+    finally:
+        svc.close()

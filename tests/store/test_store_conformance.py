@@ -14,6 +14,7 @@ import pytest
 
 from memos.domain.filters import parse_filter
 from memos.domain.models import (
+    ArchiveReason,
     Edge,
     EdgeKind,
     MemoryItem,
@@ -23,7 +24,7 @@ from memos.domain.models import (
     Scope,
 )
 from memos.errors import MemoryNotFound, PermissionDenied
-from memos.store.base import MemoryStore
+from memos.store.base import ChangeSet, MemoryStore, Retirement, Revision
 
 DIM = 48
 BASE_TIME = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -90,6 +91,98 @@ def personal(raw: dict[str, object]):  # type: ignore[no-untyped-def]
     parsed = parse_filter(raw)
     assert parsed is not None
     return parsed.personal
+
+
+# ------------------------------------------------------------- change sets
+def test_apply_adds_revises_retires_and_links_in_one_go(store: MemoryStore) -> None:
+    scope = new_scope()
+    old, kept = mem(scope, "lives in Beijing"), mem(scope, "works at Acme")
+    vecs = put(store, scope, [old, kept])
+    new = mem(scope, "lives in Shanghai", event_time=BASE_TIME)
+    dup = mem(scope, "employed by Acme", status=MemoryStatus.ARCHIVED,
+              archive_reason=ArchiveReason.DUPLICATE, superseded_by=kept.id)
+    new_vecs = unit(np.random.default_rng(7), 2)
+    store.apply(scope, ChangeSet(
+        add=[new, dup], vectors=new_vecs,
+        revise=[Revision(kept.id, {"value": "works at Acme as a nurse"}, new_vecs[1])],
+        retire=[Retirement(old.id, ArchiveReason.SUPERSEDED, new.id, BASE_TIME)],
+        edges=[Edge(src_id=new.id, dst_id=old.id, kind=EdgeKind.VERSION_OF)],
+    ))
+    live = store.get_memories(scope, [old.id, kept.id, new.id, dup.id])
+    assert ids(live) == [kept.id, new.id]
+    assert live[0].value == "works at Acme as a nurse" and live[0].version == 2
+    assert [v.value for v in store.history(scope, kept.id)] == ["works at Acme"]
+    gone = store.get_memories(scope, [old.id, dup.id], include_inactive=True)
+    assert [(m.status, m.archive_reason, m.superseded_by) for m in gone] == [
+        (MemoryStatus.ARCHIVED, ArchiveReason.SUPERSEDED, new.id),
+        (MemoryStatus.ARCHIVED, ArchiveReason.DUPLICATE, kept.id)]
+    assert gone[0].valid_to == BASE_TIME
+    assert [(e.src_id, e.kind) for e in store.edges(scope, old.id)] == [
+        (new.id, EdgeKind.VERSION_OF)]
+    # search sees the new state of every index: retired and archived rows are gone,
+    # the revised vector and text are live
+    found = hit_ids(store.vector_search(scope, vecs[0], 10, None))
+    assert old.id not in found and dup.id not in found
+    assert hit_ids(store.vector_search(scope, new_vecs[1], 1, None)) == [kept.id]
+    assert hit_ids(store.text_search(scope, "nurse", 5, None)) == [kept.id]
+    assert hit_ids(store.text_search(scope, "Beijing", 5, None)) == []
+    assert hit_ids(store.text_search(scope, "employed", 5, None)) == []
+
+
+def test_apply_is_all_or_nothing(store: MemoryStore) -> None:
+    scope, foreign = new_scope(), new_scope()
+    target = mem(scope, "a memory to retire")
+    put(store, scope, [target])
+    outsider = mem(foreign, "someone else's memory")
+    put(store, foreign, [outsider], seed=1)
+    added = mem(scope, "would be added")
+    for bad in (
+        ChangeSet(add=[added], vectors=unit(np.random.default_rng(2), 1),
+                  retire=[Retirement(target.id, ArchiveReason.MERGED),
+                          Retirement(outsider.id, ArchiveReason.MERGED)]),
+        ChangeSet(add=[added], vectors=unit(np.random.default_rng(2), 1),
+                  revise=[Revision("no-such-id", {"value": "x"})]),
+        ChangeSet(add=[added], vectors=unit(np.random.default_rng(2), 1),
+                  edges=[Edge(src_id=added.id, dst_id=outsider.id, kind=EdgeKind.RELATED_TO)]),
+    ):
+        with pytest.raises(MemoryNotFound):
+            store.apply(scope, bad)
+    assert store.get_memories(scope, [added.id], include_inactive=True) == []
+    assert ids(store.get_memories(scope, [target.id])) == [target.id]
+    assert ids(store.get_memories(foreign, [outsider.id])) == [outsider.id]
+    # a retirement marked missing_ok skips a memory that is gone instead of failing
+    store.apply(scope, ChangeSet(retire=[Retirement("gone", ArchiveReason.REFINED, missing_ok=True),
+                                         Retirement(target.id, ArchiveReason.REFINED)]))
+    assert store.get_memories(scope, [target.id]) == []
+
+
+def test_superseded_versions_by_time_window_scope_and_filter(store: MemoryStore) -> None:
+    scope, other = new_scope(), new_scope()
+    day = timedelta(days=1)
+    beijing = mem(scope, "lives in Beijing", event_time=BASE_TIME - 300 * day,
+                  memory_type="UserMemory")
+    hangzhou = mem(scope, "lives in Hangzhou", event_time=BASE_TIME - 100 * day,
+                   memory_type="LongTermMemory")
+    shanghai = mem(scope, "lives in Shanghai", event_time=BASE_TIME)
+    vecs = put(store, scope, [beijing, hangzhou, shanghai])
+    put(store, other, [mem(other, "lives in Beijing", event_time=BASE_TIME - 300 * day)], seed=3)
+    store.apply(scope, ChangeSet(retire=[
+        Retirement(beijing.id, ArchiveReason.SUPERSEDED, hangzhou.id, BASE_TIME - 100 * day),
+        Retirement(hangzhou.id, ArchiveReason.SUPERSEDED, shanghai.id, BASE_TIME),
+    ]))
+
+    def found(start: datetime | None, end: datetime | None, **kw: object) -> list[str]:
+        return [m.id for m, _ in store.superseded(scope, start, end, 10, **kw)]  # type: ignore[arg-type]
+
+    assert found(None, None) == [hangzhou.id, beijing.id]  # newest first
+    assert found(BASE_TIME - 200 * day, BASE_TIME - 199 * day) == [beijing.id]
+    assert found(BASE_TIME - 50 * day, None) == [hangzhou.id]
+    assert found(None, BASE_TIME - 250 * day) == [beijing.id]
+    assert found(BASE_TIME + day, None) == []
+    assert found(None, None, flt=personal({"and": [{"memory_type": "UserMemory"}]})) == [beijing.id]
+    got = store.superseded(scope, None, None, 1)
+    assert len(got) == 1 and np.allclose(got[0][1], vecs[1], atol=1e-6)
+    assert store.superseded(other, None, None, 10) == []
 
 
 # ------------------------------------------------------------------- cubes

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from memos.cli.bench import bench
+from memos.cli.extract import extract
 from memos.cli.memories import COMMANDS
 from memos.settings import load_settings
 
@@ -46,6 +47,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None,
 
 for _command in COMMANDS:
     cli.add_command(_command)
+cli.add_command(extract)
 cli.add_command(bench)
 
 

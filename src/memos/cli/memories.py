@@ -47,7 +47,15 @@ class Target:
 
 def common(func: F) -> F:
     """Add --user/--url/--data-dir/--api-key/--json and turn MemosError into exit 1."""
+    return with_target(user_required=True)(func)
 
+
+def with_target(*, user_required: bool) -> Callable[[F], F]:
+    """``common`` with --user required or optional (``extract`` needs no user)."""
+    return functools.partial(_with_target, user_required=user_required)
+
+
+def _with_target(func: F, *, user_required: bool) -> F:
     @functools.wraps(func)
     def wrapper(url: str | None, data_dir: Path | None, api_key: str | None,
                 as_json: bool, **kwargs: Any) -> None:
@@ -59,8 +67,10 @@ def common(func: F) -> F:
             click.echo(f"error {exc.code}: {exc.message}", err=True)
             raise SystemExit(1) from None
 
+    user_help = "The user id whose memories to use." if user_required else (
+        "The user the call is made for (optional).")
     options = [
-        click.option("--user", "user", required=True, help="The user id whose memories to use."),
+        click.option("--user", "user", required=user_required, default=None, help=user_help),
         click.option("--url", default=None, metavar="URL",
                      help="Talk to a MemOS server (e.g. http://127.0.0.1:8000)."),
         click.option("--data-dir", default=None, type=click.Path(path_type=Path),
@@ -92,11 +102,16 @@ def parse_filter(text: str | None) -> dict[str, Any] | None:
 
 
 def read_messages(file: IO[str]) -> list[dict[str, Any]]:
-    value = parse_json(file.read(), f"--file {file.name}")
+    return parse_messages(file.read(), f"--file {file.name}")
+
+
+def parse_messages(text: str, what: str) -> list[dict[str, Any]]:
+    """A JSON list of message objects (or ``{"messages": [...]}``) from ``text``."""
+    value = parse_json(text, what)
     if isinstance(value, dict) and "messages" in value:
         value = value["messages"]
     if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
-        raise InvalidParameter("--file must hold a JSON list of message objects")
+        raise InvalidParameter(f"{what} must hold a JSON list of message objects")
     return value
 
 

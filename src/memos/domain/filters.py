@@ -96,9 +96,11 @@ def _field_name(key: str) -> str:
     if key in COLUMN_FIELDS or key in TIME_FIELDS or key == "tags":
         return key
     name = key[5:] if key.startswith("info.") else key
-    if not name or len(name) > 100 or any(ch in name for ch in '"\\'):
+    # Control characters too: SQLite cuts a JSON path at NUL and then fails (a 503).
+    if not name or len(name) > 100 or any(ch in '"\\' or ord(ch) < 32 for ch in name):
         raise InvalidParameter(
             f"invalid filter field {key!r}: info keys are 1-100 characters without quotes"
+            " or control characters"
         )
     return "info." + name
 

@@ -55,22 +55,38 @@ class Decision:
         return cls("add", reason=reason)
 
 
-def decision_schema() -> dict[str, Any]:
+def decision_schema(
+    numbers: Sequence[int] | None = None, labels: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The reply's JSON schema; ``numbers`` and ``labels`` pin what may be named.
+
+    Pinned, a grammar-constrained model cannot invent memory numbers or labels,
+    nor ramble through more decisions than there are new memories.
+    """
+    new: dict[str, Any] = {"type": "integer"}
+    target: dict[str, Any] = {"type": "string"}
+    if numbers:
+        new = {"type": "integer", "enum": list(numbers)}
+    if labels:
+        target = {"type": "string", "enum": ["", *labels]}
     entry = {
         "type": "object",
         "properties": {
-            "new": {"type": "integer"},
+            "new": new,
             "action": {"type": "string", "enum": list(ACTIONS)},
-            "target": {"type": "string"},
+            "target": target,
             "merged_value": {"type": "string"},
             "reason": {"type": "string"},
         },
         "required": ["new", "action", "target", "merged_value", "reason"],
         "additionalProperties": False,
     }
+    decisions: dict[str, Any] = {"type": "array", "items": entry}
+    if numbers:
+        decisions["maxItems"] = len(numbers)
     return {
         "type": "object",
-        "properties": {"decisions": {"type": "array", "items": entry}},
+        "properties": {"decisions": decisions},
         "required": ["decisions"],
         "additionalProperties": False,
     }
@@ -173,7 +189,7 @@ class Organizer:
             {"role": "system", "content": prompts.SYSTEM[lang]},
             {"role": "user", "content": prompts.USER[lang].format(listing=listing)},
         ]
-        schema = decision_schema()
+        schema = decision_schema([i + 1 for i in asked], list(labels))
         raw = self.llm.chat(chat, json_schema=schema, max_tokens=self.max_tokens)
         try:
             parsed = parse_decisions(raw, len(new), labels, allowed)

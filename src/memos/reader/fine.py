@@ -11,6 +11,12 @@ the fast memories and record the failure instead of storing nothing silently.
 
 Every memory names the window messages it came from in ``sources``; relative
 day words are resolved against the source message's ``chat_time``.
+
+A chat longer than ``window_tokens`` is read in several windows (see
+:mod:`memos.reader.windows`), one call each; their memories are merged, exact
+duplicates from the overlaps folded together. A window that still fails after
+its repair is recorded in ``Extraction.failed_windows`` while the others'
+memories are returned; only when every window fails is that an error.
 """
 
 from __future__ import annotations
@@ -36,10 +42,20 @@ from memos.domain.models import (
     Source,
 )
 from memos.errors import MemosError
-from memos.llm.base import LLM, ChatMessage
+from memos.llm.base import LLM, ChatMessage, LLMError
 from memos.reader import prompts
 from memos.reader.fast import make_key, message_text
+from memos.reader.windows import (
+    OVERLAP_MESSAGES,
+    Window,
+    merge_items,
+    split_windows,
+    tool_units,
+    truncate,
+    unit_caps,
+)
 from memos.text.reldate import resolve_relative_dates
+from memos.text.tokens import count_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +65,10 @@ MAX_ITEMS = 12
 SOURCE_CHARS = 2000
 RAW_CHARS = 2000
 DEFAULT_CONFIDENCE = 0.8
+# Transcript tokens per LLM call when the caller names none: the settings'
+# default ``reader.chat_window_max_tokens``, which fits a 2k-context model with
+# the prompt and a 512-token reply.
+DEFAULT_WINDOW_TOKENS = 1024
 
 
 class ExtractionError(MemosError):
@@ -60,13 +80,14 @@ class ExtractionError(MemosError):
     code = 50143
     http_status = 502
 
-    def __init__(self, reason: str, raw: str) -> None:
-        super().__init__(
-            f"memory extraction failed: {reason}",
-            data={"reason": reason, "raw_output": raw[:RAW_CHARS]},
-        )
+    def __init__(self, reason: str, raw: str, failures: Sequence[WindowFailure] = ()) -> None:
+        data: dict[str, Any] = {"reason": reason, "raw_output": raw[:RAW_CHARS]}
+        if failures:
+            data["failed_windows"] = [f.summary() for f in failures]
+        super().__init__(f"memory extraction failed: {reason}", data=data)
         self.reason = reason
         self.raw = raw
+        self.failures = list(failures)
 
 
 class BadOutput(ValueError):
@@ -74,8 +95,26 @@ class BadOutput(ValueError):
 
 
 @dataclass
+class WindowFailure:
+    """A window whose extraction failed: its messages gave no fine memories."""
+
+    window: int  # 0-based, in reading order
+    message_ids: list[str]
+    reason: str
+    raw: str = ""
+    attempts: int = 0  # LLM calls spent on it
+
+    def summary(self) -> dict[str, Any]:
+        return {"window": self.window, "message_ids": self.message_ids, "reason": self.reason}
+
+
+@dataclass
 class Extraction:
-    """What one window produced: memory items plus how the extraction went."""
+    """What a read produced: memory items plus how the extraction went.
+
+    ``raw`` joins the usable replies; ``attempts`` counts LLM calls over all
+    windows. ``failed_windows`` lists windows that failed while others worked.
+    """
 
     items: list[MemoryItem]
     raw: str
@@ -83,6 +122,12 @@ class Extraction:
     language: prompts.Lang
     dropped: int = 0
     kinds: frozenset[Kind] = field(default_factory=lambda: ALL_KINDS)
+    windows: int = 1
+    failed_windows: list[WindowFailure] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"window {f.window + 1}: {f.reason}" for f in self.failed_windows]
 
     @property
     def facts(self) -> list[MemoryItem]:
@@ -347,12 +392,12 @@ def has_tool_use(messages: Sequence[Message]) -> bool:
     return any(m.role == Role.TOOL or m.tool_calls for m in messages)
 
 
-def _line(i: int, msg: Message, lang: prompts.Lang) -> str:
+def _line(i: int, msg: Message, lang: prompts.Lang, text: str | None = None) -> str:
     when = msg.chat_time or prompts.NO_TIME[lang]
     role = msg.role.value
     if msg.role == Role.TOOL and msg.tool_call_id:
         role = f"tool {msg.tool_call_id}"
-    return f"[{i}] ({role}, {when}) {message_text(msg)}"
+    return f"[{i}] ({role}, {when}) {message_text(msg) if text is None else text}"
 
 
 def _anchor(msgs: Sequence[Message]) -> datetime | None:
@@ -363,15 +408,41 @@ def _anchor(msgs: Sequence[Message]) -> datetime | None:
     return None
 
 
-class FineReader:
-    """Extracts fine memories from a window of messages with ``llm``.
+def _ref(msg: Message) -> str:
+    return msg.message_id or msg.id
 
-    ``max_tokens`` bounds each reply (None: the LLM adapter's default).
+
+@dataclass
+class _WindowResult:
+    items: list[MemoryItem]
+    raw: str
+    attempts: int
+    dropped: int
+
+
+class FineReader:
+    """Extracts fine memories from a chat with ``llm``, a window at a time.
+
+    ``max_tokens`` bounds each reply (None: the LLM adapter's default);
+    ``window_tokens`` bounds each call's transcript (the settings'
+    ``reader.chat_window_max_tokens``); ``overlap_messages`` is how many
+    trailing messages a window repeats from the one before.
     """
 
-    def __init__(self, llm: LLM, *, max_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        llm: LLM,
+        *,
+        max_tokens: int | None = None,
+        window_tokens: int = DEFAULT_WINDOW_TOKENS,
+        overlap_messages: int = OVERLAP_MESSAGES,
+    ) -> None:
+        if window_tokens < 16:
+            raise ValueError("window_tokens must be at least 16")
         self.llm = llm
         self.max_tokens = max_tokens
+        self.window_tokens = window_tokens
+        self.overlap_messages = max(0, overlap_messages)
 
     def read(
         self,
@@ -382,25 +453,146 @@ class FineReader:
         info: dict[str, Any] | None = None,
         kinds: Collection[Kind] = ALL_KINDS,
     ) -> Extraction:
-        """Memories of the window; raises ExtractionError (or LLMError) on failure."""
-        window = [m for m in messages if m.role != Role.SYSTEM and message_text(m).strip()]
+        """Memories of the chat; raises ExtractionError (or LLMError) when no window worked."""
+        chat = [m for m in messages if m.role != Role.SYSTEM and message_text(m).strip()]
         wanted: frozenset[Kind] = frozenset(kinds)
-        if not has_tool_use(window):
+        if not has_tool_use(chat):
             wanted -= {"tool"}
-        lang = prompts.detect_language(" ".join(m.content for m in window))
-        if not window or not wanted:
+        lang = prompts.detect_language(" ".join(m.content for m in chat))
+        if not chat or not wanted:
             return Extraction(items=[], raw="", attempts=0, language=lang, kinds=wanted)
-        system = prompts.SYSTEM[lang] + (prompts.TOOL_HINT[lang] if "tool" in wanted else "")
-        transcript = "\n".join(_line(i, m, lang) for i, m in enumerate(window, 1))
+        texts = self._prompt_texts(chat, lang)
+        costs = [
+            count_tokens(_line(i, m, lang, t))
+            for i, (m, t) in enumerate(zip(chat, texts, strict=True), 1)
+        ]
+        windows = split_windows(costs, tool_units(chat), self.window_tokens, self.overlap_messages)
+        if len(windows) > 1:
+            logger.info(
+                "fine extraction: %d messages (~%d tokens) read in %d windows of <= %d tokens",
+                len(chat),
+                sum(costs),
+                len(windows),
+                self.window_tokens,
+            )
+        results, failures = self._read_windows(
+            scope, chat, windows, texts, lang, wanted, tags, info
+        )
+        order = {_ref(m): i for i, m in enumerate(chat)}
+        items = merge_items([it for r in results for it in r.items], order)
+        return Extraction(
+            items=items,
+            raw="\n".join(r.raw for r in results),
+            attempts=sum(r.attempts for r in results) + sum(f.attempts for f in failures),
+            language=lang,
+            dropped=sum(r.dropped for r in results),
+            kinds=wanted,
+            windows=len(windows),
+            failed_windows=failures,
+        )
+
+    def _read_windows(
+        self,
+        scope: Scope,
+        chat: Sequence[Message],
+        windows: Sequence[Window],
+        texts: Sequence[str],
+        lang: prompts.Lang,
+        wanted: frozenset[Kind],
+        tags: Sequence[str],
+        info: dict[str, Any] | None,
+    ) -> tuple[list[_WindowResult], list[WindowFailure]]:
+        """Each window's result, or why it failed; raises only when nothing can work.
+
+        A bad reply fails its window alone. A provider error (LLMError) stops the
+        read: later windows would fail or time out the same way. It is raised
+        when no window has worked yet, else the rest are recorded as failed.
+        """
+        results: list[_WindowResult] = []
+        failures: list[WindowFailure] = []
+        for n, window in enumerate(windows):
+            picked = [chat[p] for p in window.positions]
+            try:
+                results.append(
+                    self._read_window(scope, picked, window, texts, lang, wanted, tags, info)
+                )
+            except ExtractionError as exc:
+                logger.warning(
+                    "fine extraction: window %d/%d failed: %s", n + 1, len(windows), exc.reason
+                )
+                refs = [_ref(m) for m in picked]
+                failures.append(WindowFailure(n, refs, exc.reason, exc.raw, attempts=2))
+            except LLMError as exc:
+                if not results:
+                    raise
+                logger.warning("fine extraction: LLM failed at window %d: %s", n + 1, exc.message)
+                for later, rest in enumerate(windows[n:], n):
+                    refs = [_ref(chat[p]) for p in rest.positions]
+                    failures.append(
+                        WindowFailure(later, refs, exc.message, attempts=int(later == n))
+                    )
+                break
+        if not results:
+            first = failures[0]
+            if len(windows) == 1:
+                raise ExtractionError(first.reason, first.raw)
+            raise ExtractionError(
+                f"all {len(windows)} windows failed (window 1: {first.reason})",
+                first.raw,
+                failures,
+            )
+        return results, failures
+
+    def _prompt_texts(self, chat: Sequence[Message], lang: prompts.Lang) -> list[str]:
+        """Each message's transcript text, cut where its tool unit outgrows a window."""
+        texts = [message_text(m) for m in chat]
+        for unit in tool_units(chat):
+            costs = [count_tokens(_line(p + 1, chat[p], lang, texts[p])) for p in unit]
+            if sum(costs) <= self.window_tokens:
+                continue
+            for p, cost, cap in zip(unit, costs, unit_caps(costs, self.window_tokens), strict=True):
+                if cost <= cap:
+                    continue
+                header = count_tokens(_line(p + 1, chat[p], lang, ""))
+                texts[p] = truncate(texts[p], max(cap - header, 1))
+                logger.info(
+                    "fine extraction: message %s has ~%d tokens, more than its window allows; "
+                    "the prompt gets its first ~%d (its sources keep the text)",
+                    _ref(chat[p]),
+                    cost,
+                    cap,
+                )
+        return texts
+
+    def _read_window(
+        self,
+        scope: Scope,
+        picked: Sequence[Message],
+        window: Window,
+        texts: Sequence[str],
+        lang: prompts.Lang,
+        wanted: frozenset[Kind],
+        tags: Sequence[str],
+        info: dict[str, Any] | None,
+    ) -> _WindowResult:
+        """One LLM call (plus at most one repair) over one window."""
+        here = wanted if has_tool_use(picked) else wanted - {"tool"}
+        if not here:
+            return _WindowResult(items=[], raw="", attempts=0, dropped=0)
+        system = prompts.SYSTEM[lang] + (prompts.TOOL_HINT[lang] if "tool" in here else "")
+        transcript = "\n".join(
+            _line(i, chat_msg, lang, texts[p])
+            for i, (p, chat_msg) in enumerate(zip(window.positions, picked, strict=True), 1)
+        )
         chat: list[ChatMessage] = [
             {"role": "system", "content": system},
             {"role": "user", "content": prompts.USER[lang].format(transcript=transcript)},
         ]
-        schema = extraction_schema(wanted)
+        schema = extraction_schema(here)
         raw = self.llm.chat(chat, json_schema=schema, max_tokens=self.max_tokens)
         attempts = 1
         try:
-            parsed, dropped = parse_extraction(raw, len(window), wanted)
+            parsed, dropped = parse_extraction(raw, len(picked), here)
         except BadOutput as first:
             logger.warning(
                 "fine extraction with %s: unusable reply (%s); asking once to repair",
@@ -414,15 +606,13 @@ class FineReader:
             raw = self.llm.chat(chat, json_schema=schema, max_tokens=self.max_tokens)
             attempts = 2
             try:
-                parsed, dropped = parse_extraction(raw, len(window), wanted)
+                parsed, dropped = parse_extraction(raw, len(picked), here)
             except BadOutput as second:
                 raise ExtractionError(f"{second} (after one repair retry)", raw) from None
         if dropped:
             logger.info("fine extraction dropped %d entries missing required fields", dropped)
-        items = [self._item(scope, p, window, tags, info) for p in parsed]
-        return Extraction(
-            items=items, raw=raw, attempts=attempts, language=lang, dropped=dropped, kinds=wanted
-        )
+        items = [self._item(scope, p, picked, tags, info) for p in parsed]
+        return _WindowResult(items=items, raw=raw, attempts=attempts, dropped=dropped)
 
     @staticmethod
     def _item(

@@ -182,15 +182,18 @@ class MemoryAPI(abc.ABC):
         self,
         messages: Messages,
         extraction_types: Sequence[str] | None = None,
+        user_id: str | None = None,
     ) -> dict[str, Any]:
         """Facts and preferences the LLM finds in ``messages``; nothing is stored.
 
-        Needs a server (or local settings) with an LLM configured.
+        Needs a server (or local settings) with an LLM configured; ``user_id``
+        only names the caller in sources and logs.
         """
         return self._call(
             "/extract/memory",
             _body(
                 messages=[dict(m) for m in messages],
                 extraction_types=None if extraction_types is None else list(extraction_types),
+                user_id=user_id,
             ),
         )

@@ -30,11 +30,18 @@ ERROR_CLASSES: dict[int, type[MemosError]] = _error_classes()
 
 
 def error_for(code: int, message: str, data: Any = None) -> MemosError:
-    """The exception a cloud envelope with a non-zero ``code`` stands for."""
-    cls = ERROR_CLASSES.get(code)
-    if cls is None:
-        return MemosError(message, code=code, data=data)
-    return cls(message, code=code, data=data)
+    """The exception a cloud envelope with a non-zero ``code`` stands for.
+
+    Classes with their own constructor (``LLMNotConfigured(feature)``) are
+    built without it, so the caller still gets the right type with the
+    server's message.
+    """
+    cls = ERROR_CLASSES.get(code, MemosError)
+    if cls.__init__ is MemosError.__init__:
+        return cls(message, code=code, data=data)
+    exc = cls.__new__(cls)
+    MemosError.__init__(exc, message, code=code, data=data)
+    return exc
 
 
 class MemOSClient(MemoryAPI):

@@ -102,7 +102,11 @@ class MemoryService:
         self.reader = FastReader(settings.reader.chat_window_max_tokens)
         self.searcher = HybridSearcher(store, embedder, settings.search)
         self.llm = llm
-        self.fine_reader = FineReader(llm) if llm is not None else None
+        self.fine_reader = (
+            FineReader(llm, window_tokens=settings.reader.chat_window_max_tokens)
+            if llm is not None
+            else None
+        )
         self.refiner = (
             Refiner(store, embedder, self.fine_reader, Organizer(llm), settings.organize)
             if self.fine_reader is not None and llm is not None

@@ -98,9 +98,17 @@ class Refiner:
         fine = extraction.items
         vectors = self.embedder.embed([m.value for m in fine]) if fine else _empty()
         changes, decisions, note = self.evolve(scope, fine, vectors, skip={m.id for m in fast})
+        # Messages of a window that failed have no fine memories: their fast ones stay.
+        unread = {i for f in extraction.failed_windows for i in f.message_ids}
+        if extraction.errors:
+            failed = "fine extraction failed for part of the input: " + "; ".join(extraction.errors)
+            logger.warning("%s (task %s, cube %s)", failed, task_id, scope.cube_id)
+            note = f"{failed}; {note}" if note else failed
         if fine:  # a window with nothing worth keeping keeps its raw memories
             changes.retire += [
-                Retirement(m.id, ArchiveReason.REFINED, fine[0].id, missing_ok=True) for m in fast
+                Retirement(m.id, ArchiveReason.REFINED, fine[0].id, missing_ok=True)
+                for m in fast
+                if not any(s.message_id in unread for s in m.sources)
             ]
         self.store.apply(scope, changes)
         logger.info(

@@ -139,6 +139,7 @@ def extract_memory(svc: MemoryService, req: ExtractMemoryRequest) -> dict[str, A
 
     Lists follow ``extraction_types`` (omitted: both), in the seed's fields plus
     ``confidence`` and ``sources`` so callers can see where each came from.
+    ``failed_windows`` appears only when part of a long chat could not be read.
     """
     extraction = svc.extract(
         messages=req.messages, extraction_types=req.extraction_types, user_id=req.user_id
@@ -165,6 +166,8 @@ def extract_memory(svc: MemoryService, req: ExtractMemoryRequest) -> dict[str, A
             }
             for p in extraction.preferences
         ]
+    if extraction.failed_windows:  # a long chat read in windows, some of which failed
+        data["failed_windows"] = [f.summary() for f in extraction.failed_windows]
     return data
 
 

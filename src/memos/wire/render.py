@@ -52,7 +52,7 @@ def public_info(item: MemoryItem) -> dict[str, Any]:
     return {k: v for k, v in item.info.items() if k != DETAIL_KEY}
 
 
-def _detail(item: MemoryItem) -> dict[str, Any]:
+def fine_detail(item: MemoryItem) -> dict[str, Any]:
     found = item.info.get(DETAIL_KEY)
     return found if isinstance(found, dict) else {}
 
@@ -63,7 +63,7 @@ def preference_detail(item: MemoryItem, relativity: float | None = None) -> dict
         "id": item.id,
         "preference_type": item.memory_type.value,
         "preference": item.value,
-        "reasoning": _detail(item).get("reasoning", ""),
+        "reasoning": fine_detail(item).get("reasoning", ""),
         "create_time": iso(item.create_time),
         "update_time": iso(item.update_time),
         "conversation_id": item.conversation_id,
@@ -79,7 +79,7 @@ def preference_detail(item: MemoryItem, relativity: float | None = None) -> dict
 
 def tool_memory_detail(item: MemoryItem, relativity: float | None = None) -> dict[str, Any]:
     """A ``tool_memory_detail_list`` entry."""
-    detail = _detail(item)
+    detail = fine_detail(item)
     out: dict[str, Any] = {
         "id": item.id,
         "tool_type": item.memory_type.value,
