@@ -129,6 +129,31 @@ def test_apply_adds_revises_retires_and_links_in_one_go(store: MemoryStore) -> N
     assert hit_ids(store.text_search(scope, "employed", 5, None)) == []
 
 
+def test_apply_records_its_task_in_the_same_transaction(store: MemoryStore) -> None:
+    scope = new_scope()
+    target = mem(scope, "raw")
+    put(store, scope, [target])
+    failing = ChangeSet(retire=[Retirement("missing", ArchiveReason.REFINED)],
+                        task=("t-1", "completed", None))
+    with pytest.raises(MemoryNotFound):
+        store.apply(scope, failing)
+    assert store.get_task("t-1") is None  # no writes, no "completed"
+    store.apply(scope, ChangeSet(retire=[Retirement(target.id, ArchiveReason.REFINED)],
+                                 task=("t-1", "completed", "a note")))
+    assert store.get_task("t-1") == (scope.cube_id, "completed", "a note")
+
+
+def test_get_messages_by_id_within_scope(store: MemoryStore) -> None:
+    scope, other = new_scope(), new_scope()
+    a, b = msg(scope, "first"), msg(scope, "second")
+    c = msg(other, "someone else's")
+    put(store, scope, [], messages=[a, b])
+    put(store, other, [], messages=[c])
+    assert [m.content for m in store.get_messages(scope, [b.id, "nope", a.id, c.id])] == [
+        "second", "first"]
+    assert store.get_messages(scope, []) == []
+
+
 def test_apply_is_all_or_nothing(store: MemoryStore) -> None:
     scope, foreign = new_scope(), new_scope()
     target = mem(scope, "a memory to retire")

@@ -254,7 +254,8 @@ class MemoryService:
 
             def fine_pass() -> AddResult:
                 outcome = refiner.refine(scope, task_id, stored, items, tags=tags or [], info=info)
-                self.store.put_task(scope, task_id, outcome.status, outcome.error or outcome.note)
+                if outcome.status != "completed":  # success is recorded with the writes
+                    self.store.put_task(scope, task_id, outcome.status, outcome.error)
                 return AddResult(
                     task_id, outcome.status, outcome.memory_ids, message_ids, outcome.error
                 )

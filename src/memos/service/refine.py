@@ -110,6 +110,7 @@ class Refiner:
                 for m in fast
                 if not any(s.message_id in unread for s in m.sources)
             ]
+        changes.task = (task_id, "completed", note)  # lands with the writes, or not at all
         self.store.apply(scope, changes)
         logger.info(
             "fine pass for cube %s: %d memories from %d messages (%s) in %.1f ms",

@@ -69,9 +69,12 @@ class ChangeSet:
     revise: list[Revision] = field(default_factory=list)
     retire: list[Retirement] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
+    # (task_id, status, note) recorded in the same transaction, so a retried task
+    # can tell that its writes already landed (idempotent background passes).
+    task: tuple[str, str, str | None] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.add or self.revise or self.retire or self.edges)
+        return bool(self.add or self.revise or self.retire or self.edges or self.task)
 
 
 class MemoryStore(Protocol):
@@ -139,6 +142,10 @@ class MemoryStore(Protocol):
         self, scope: Scope, conversation_id: str | None, *, limit: int
     ) -> list[Message]:
         """The most recent ``limit`` messages, returned oldest first."""
+        ...
+
+    def get_messages(self, scope: Scope, ids: Sequence[str]) -> list[Message]:
+        """Stored messages by their internal ``id``, in the order asked (missing ones absent)."""
         ...
 
     def count_memories(self, scope: Scope) -> int: ...

@@ -514,6 +514,20 @@ class SQLiteStore:
             )
         return [rows.message_from_row(r) for r in reversed(found)]
 
+    def get_messages(self, scope: Scope, ids: Sequence[str]) -> list[Message]:
+        if not ids:
+            return []
+        params: list[Any] = list(ids)
+        where = _scope_sql(scope, params, by_id=True)
+        with _translate("reading messages"):
+            found = self._reader().execute(
+                f"SELECT {rows.MESSAGE_COLUMNS} FROM messages m "
+                f"WHERE m.id IN ({_marks(len(ids))}) AND {where}",
+                params,
+            )
+            by_id = {m.id: m for m in map(rows.message_from_row, found)}
+        return [by_id[i] for i in ids if i in by_id]
+
     # --------------------------------------------------------------- retrieval
     def _drop_cache(self, cube_id: str) -> None:
         with self._cubes_lock:
@@ -657,15 +671,26 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------- tasks
     def put_task(self, scope: Scope, task_id: str, status: str, error: str | None = None) -> None:
-        now = time.time()
         with self._tx("recording a task") as conn:
-            conn.execute(
-                "INSERT INTO tasks (task_id, cube_id, status, error, create_time, update_time) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET "
-                "status = excluded.status, error = excluded.error, "
-                "update_time = excluded.update_time",
-                (task_id, scope.cube_id, status, error, now, now),
-            )
+            self._put_task(conn, scope, task_id, status, error, now=time.time())
+
+    @staticmethod
+    def _put_task(
+        conn: sqlite3.Connection,
+        scope: Scope,
+        task_id: str,
+        status: str,
+        error: str | None,
+        *,
+        now: float,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO tasks (task_id, cube_id, status, error, create_time, update_time) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET "
+            "status = excluded.status, error = excluded.error, "
+            "update_time = excluded.update_time",
+            (task_id, scope.cube_id, status, error, now, now),
+        )
 
     def get_task(self, task_id: str) -> tuple[str, str, str | None] | None:
         with _translate("reading a task"):
@@ -713,6 +738,8 @@ class SQLiteStore:
                 if gone is not None:
                     retired.append(gone)
             self._insert_edges(conn, scope, changes.edges, now)
+            if changes.task is not None:
+                self._put_task(conn, scope, *changes.task, now=now)
             generation = self._bump(conn, scope.cube_id)
         vec_cache, lex_cache = self._after_write(scope.cube_id, generation)
         if vec_cache is not None:
