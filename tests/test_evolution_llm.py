@@ -193,10 +193,12 @@ def test_async_fine_add_against_the_server_completes_after_wait(
     importlib.util.find_spec("llama_cpp") is None,
     reason="llama_cpp is not installed: pip install -e '.[local-llm]'",
 )
-def test_the_local_backend_runs_fine_mode_in_process(tmp_data_dir: Path) -> None:
-    llm = build_llm(LLMSettings(backend="local", max_tokens=MAX_TOKENS))
+def test_the_local_backend_extracts_in_process(tmp_data_dir: Path) -> None:
+    """No server: llama.cpp runs inside the service. One short, capped extraction call
+    (the fine pipeline itself is covered against the server above)."""
+    llm = build_llm(LLMSettings(backend="local", max_tokens=96))
     assert llm is not None and llm.name.startswith("local:SmolLM2")
-    svc = MemoryService.open(settings(tmp_data_dir, min_cosine=0.2), llm=llm)
+    svc = MemoryService.open(settings(tmp_data_dir), llm=llm)
     try:
         when, text = SESSIONS[0]
         try:
@@ -204,21 +206,12 @@ def test_the_local_backend_runs_fine_mode_in_process(tmp_data_dir: Path) -> None
                 messages=[MessageInput(role="user", content=text, chat_time=when)],
                 extraction_types=["memory"],
             )
-        except ExtractionError as exc:  # a reply cut off at MAX_TOKENS, reported with it
+        except ExtractionError as exc:  # a reply cut off at max_tokens, reported with it
             assert exc.raw and exc.code == 50143
         else:
             assert extraction.attempts in (1, 2)
             for item in extraction.items:
                 assert item.value and item.sources and item.mode == MemoryMode.FINE
-        result = svc.add(
-            user_id="lina",
-            conversation_id="s0",
-            mode="fine",
-            messages=[MessageInput(role="user", content=text, chat_time=when)],
-        )
-        assert svc.task(result.task_id).status == result.status in ("completed", "failed")
-        check_invariants(svc, "lina")
-        assert svc.search(user_id="lina", query="Where does the user live?", relativity=0)
     finally:
         svc.close()
 

@@ -21,6 +21,7 @@ for the caller's threshold, never for the order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -99,10 +100,15 @@ class HybridSearcher:
         flt: Node | None = None,
         conversation_id: str | None = None,
         now: datetime | None = None,
+        working: Mapping[str, float] | None = None,
     ) -> list[ScoredMemory]:
+        """``working``: the working set's nearest members (memory id -> cosine),
+        lifted in the candidate pool and added to it when missing."""
         pool = self.candidates(
             scope, query, qvec=qvec, limit=limit, flt=flt, conversation_id=conversation_id
         )
+        if working:
+            pool = self._consult_working(pool, scope, working, flt)
         if pool is None:
             return []
         window = None
@@ -168,6 +174,39 @@ class HybridSearcher:
                 if items[c.memory_id].conversation_id == conversation_id:
                     c.fused *= 1.0 + self.settings.conversation_boost
         return CandidatePool(ordered, items, vecs)
+
+    def _consult_working(
+        self,
+        pool: CandidatePool | None,
+        scope: Scope,
+        working: Mapping[str, float],
+        flt: Node | None,
+    ) -> CandidatePool | None:
+        """Lift working-set members by ``working_boost``; a member the channels
+        missed enters ranked by its cosine among the vector hits (as superseded
+        versions do). Members no longer live or outside ``flt`` are skipped."""
+        if pool is None:
+            pool = CandidatePool([], {}, {})
+        lift = 1.0 + self.settings.working_boost
+        for c in pool.ordered:
+            if c.memory_id in working:
+                c.fused *= lift
+        missing = [m for m in working if m not in pool.items]
+        if flt is not None or not missing:  # a filter is the store's to apply
+            return pool if pool.ordered else None
+        items = {m.id: m for m in self.store.get_memories(scope, missing)}
+        found = [m for m in missing if m in items]
+        if not found:
+            return pool if pool.ordered else None
+        cosines = sorted((c.cosine or 0.0 for c in pool.ordered), reverse=True)
+        for memory_id, vec in zip(found, self.store.vectors(scope, found), strict=True):
+            cos = working[memory_id]
+            rank = sum(1 for c in cosines if c > cos)
+            fused = lift * self.settings.vector_weight / (self.settings.rrf_k + rank + 1)
+            pool.ordered.append(Candidate(memory_id, fused=fused, cosine=cos))
+            pool.items[memory_id] = items[memory_id]
+            pool.vectors[memory_id] = vec
+        return pool
 
     def _add_superseded(
         self,

@@ -45,6 +45,7 @@ from memos.errors import (
 )
 from memos.llm import LLM, build_llm
 from memos.organize import Organizer
+from memos.queue import TaskQueue, build_queue
 from memos.reader.fast import FastReader
 from memos.reader.fine import Extraction, FineReader, Kind
 from memos.rerank import Reranker, RerankResult, build_reranker
@@ -53,11 +54,13 @@ from memos.search.hybrid import HybridSearcher
 from memos.service import validation as v
 from memos.service.background import BackgroundRunner
 from memos.service.refine import Refiner
+from memos.service.scheduler import Scheduler, TaskView
 from memos.settings import Settings
 from memos.store.base import MemoryStore
 from memos.store.sqlite import SQLiteStore
 from memos.text.timeparse import parse_chat_time
 from memos.text.tokens import count_tokens
+from memos.working import Observed, WorkingConfig, WorkingKey, WorkingMemory
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +97,11 @@ class MemoryService:
         *,
         reranker: Reranker | None = None,
         llm: LLM | None = None,
+        queue: TaskQueue | None = None,
+        run_workers: bool | None = None,
     ) -> None:
+        """``run_workers``: drain the task queue on threads of this process
+        (default: when ``settings.queue.workers`` > 0 and an LLM is configured)."""
         self.settings = settings
         self.store = store
         self.embedder = embedder
@@ -113,10 +120,41 @@ class MemoryService:
             else None
         )
         self.background = BackgroundRunner()
+        qs = settings.queue
+        self.scheduler = Scheduler(
+            queue
+            or build_queue(
+                qs.url or settings.data_dir,
+                default_lease_s=qs.lease_s,
+                backoff_base_s=qs.backoff_base_s,
+            ),
+            store,
+            lambda: self.refiner,
+            workers=qs.workers,
+        )
+        if run_workers is None:
+            run_workers = qs.workers > 0 and self.refiner is not None
+        if run_workers:
+            self.scheduler.start_workers()
         # None: search keeps the searcher's order. /rerank then falls back to the
         # embedder's cosine so it answers with zero configuration.
         self.reranker = reranker
         self._cosine_reranker = CosineReranker(embedder)
+        ws = settings.working
+        self.working = (
+            WorkingMemory(
+                WorkingConfig(
+                    size=ws.size,
+                    max_keys=ws.max_keys,
+                    decay=ws.decay,
+                    half_life=ws.half_life,
+                    search_admit=ws.search_admit,
+                )
+            )
+            if ws.enabled
+            else None
+        )
+        self._usage_flushed = time.monotonic()
 
     @classmethod
     def open(
@@ -149,7 +187,9 @@ class MemoryService:
         return cls(settings, store, embedder, reranker=reranker, llm=llm)
 
     def close(self) -> None:
+        self.scheduler.close()
         self.background.close()
+        self.flush_usage()
         if self.reranker is not None:
             self.reranker.close()
         if self.llm is not None:
@@ -245,6 +285,8 @@ class MemoryService:
             else np.zeros((0, 1), np.float32)
         )
         self.store.ingest(scope, stored, items, vectors)
+        if self.working is not None and items:
+            self._observe_turns(scope, conversation_id, [m.id for m in items], vectors)
         task_id = new_id()
         message_ids = [m.message_id or m.id for m in stored]
         fast_ids = [m.id for m in items]
@@ -262,7 +304,15 @@ class MemoryService:
 
             if not async_mode:
                 return fine_pass()
-            self.background.submit(lambda: self._guarded(scope, task_id, fine_pass), task_id)
+            self.scheduler.submit_fine_pass(
+                scope,
+                task_id,
+                conversation_id,
+                [m.id for m in stored],
+                fast_ids,
+                tags=list(tags or []),
+                info=info,
+            )
             return AddResult(task_id, "running", fast_ids, message_ids)
         self.store.put_task(scope, task_id, "completed")
         logger.info(
@@ -276,20 +326,17 @@ class MemoryService:
             task_id=task_id, status="completed", memory_ids=fast_ids, message_ids=message_ids
         )
 
-    def _guarded(self, scope: Scope, task_id: str, job: Any) -> None:
-        """Run a background fine pass; an unexpected error fails the task visibly."""
-        try:
-            job()
-        except MemosError as exc:
-            logger.warning("fine pass for task %s failed: %s", task_id, exc.message)
-            self.store.put_task(scope, task_id, "failed", exc.message)
-        except Exception as exc:
-            logger.exception("fine pass for task %s crashed", task_id)
-            self.store.put_task(scope, task_id, "failed", f"internal error: {exc}")
-
-    def wait_background(self, timeout: float | None = None) -> bool:
-        """Block until in-process background fine passes are done (tests, benchmarks)."""
-        return self.background.wait(timeout)
+    def wait_background(self, timeout: float | None = None, user_id: str | None = None) -> bool:
+        """Block until queued fine passes (of ``user_id``, or everyone's) are done."""
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        while True:
+            counts = self.scheduler.counts(user_id)
+            open_tasks = sum(counts.get(k, 0) for k in ("queued", "running", "failed"))
+            if open_tasks == 0:
+                return self.background.wait(max(0.0, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     # --------------------------------------------------------------- extract
     def extract(
@@ -363,6 +410,11 @@ class MemoryService:
         fetch = max(n, self.settings.reranker.top_n) if self.reranker is not None else n
         hits: list[ScoredMemory] = []
         for scope in scopes:
+            working = (
+                dict(self.working.lookup((scope.cube_id, conv), qvec, fetch))
+                if self.working is not None
+                else None
+            )
             hits.extend(
                 self.searcher.search(
                     scope,
@@ -372,13 +424,80 @@ class MemoryService:
                     relativity=threshold,
                     flt=personal,
                     conversation_id=conv,
+                    working=working,
                 )
             )
         if len(scopes) > 1:
             hits.sort(key=lambda h: -h.score)
         if self.reranker is not None:
             hits = self._rerank_hits(self.reranker, q, hits)
+        if self.working is not None:
+            for scope in scopes:
+                mine = [h for h in hits[:n] if h.memory.cube_id == scope.cube_id]
+                self._observe_search(scope, (scope.cube_id, conv), qvec, mine)
+            self._maybe_flush_usage()
         return hits[:n]
+
+    # ------------------------------------------------------- working memory
+    def _observe_turns(
+        self, scope: Scope, conversation_id: str | None, ids: list[str], vectors: np.ndarray
+    ) -> None:
+        """New memories enter the cube-wide set and their conversation's; with
+        ``preload_k`` the store's nearest older memories follow (next scene)."""
+        assert self.working is not None
+        neighbours: list[Observed] = []
+        k = self.settings.working.preload_k
+        if k:
+            own = set(ids)
+            best: dict[str, float] = {}
+            for hit in self.store.vector_search(scope, vectors[-1], k + len(ids), None):
+                if hit.memory_id not in own:
+                    best.setdefault(hit.memory_id, hit.score)
+            top = list(best.items())[:k]
+            if top:
+                vecs = self.store.vectors(scope, [m for m, _ in top])
+                neighbours = [Observed(m, v, s) for (m, s), v in zip(top, vecs, strict=True)]
+        for key in dict.fromkeys([(scope.cube_id, None), (scope.cube_id, conversation_id)]):
+            self.working.observe_turns(key, ids, vectors)
+            if neighbours:
+                self.working.preload(key, neighbours)
+
+    def _observe_search(
+        self, scope: Scope, key: WorkingKey, qvec: np.ndarray, hits: list[ScoredMemory]
+    ) -> None:
+        """Returned hits heat up and count a use; the first ``search_admit`` may enter."""
+        assert self.working is not None
+        top = hits[: self.working.config.search_admit]
+        vecs = list(self.store.vectors(scope, [h.memory.id for h in top])) if top else []
+        observed = [
+            Observed(h.memory.id, v, float(v @ qvec)) for h, v in zip(top, vecs, strict=True)
+        ]
+        observed += [Observed(h.memory.id, None, h.relativity) for h in hits[len(top) :]]
+        self.working.observe_search(key, qvec, observed)
+
+    def _maybe_flush_usage(self) -> None:
+        if time.monotonic() - self._usage_flushed >= self.settings.working.usage_flush_s:
+            self._usage_flushed = time.monotonic()
+            self.background.submit(self.flush_usage, "usage-flush")
+
+    def flush_usage(self) -> None:
+        """Persist pending usage counts and last-used times, one batch per cube;
+        a failed write puts them back for the next flush."""
+        if self.working is None:
+            return
+        deltas = self.working.drain_usage()
+        by_cube: dict[str, list[tuple[str, int, float]]] = {}
+        for d in deltas:
+            by_cube.setdefault(d.cube_id, []).append((d.memory_id, d.uses, d.last_used))
+        try:
+            for cube, usage in by_cube.items():
+                owner = self.store.cube_owner(cube) or cube
+                self.store.record_usage(Scope(user_id=owner, cube_id=cube), usage)
+                by_cube[cube] = []
+        except MemosError as exc:
+            logger.warning("could not persist memory usage; retrying later: %s", exc.message)
+            left = {(c, m) for c, rows in by_cube.items() for m, _, _ in rows}
+            self.working.restore_usage([d for d in deltas if (d.cube_id, d.memory_id) in left])
 
     def _rerank_hits(
         self, reranker: Reranker, query: str, hits: list[ScoredMemory]
@@ -531,6 +650,8 @@ class MemoryService:
             ids = [i for i, s in owner.items() if s == scope]
             if ids:
                 deleted += self.store.set_status(scope, ids, MemoryStatus.DELETED)
+                if self.working is not None:
+                    self.working.discard(scope.cube_id, ids)
         return deleted
 
     def delete_all(self, *, user_id: str | None, cube_id: str | None = None) -> int:
@@ -538,6 +659,8 @@ class MemoryService:
         scope = self._scope(user_id, cube_id)
         if self.store.cube_owner(scope.cube_id) is None:
             raise UserNotFound(f"user {scope.user_id!r} has no memories")
+        if self.working is not None:
+            self.working.clear(scope.cube_id)
         return self.store.delete_scope(scope)
 
     # ------------------------------------------------------------------ tasks
@@ -554,4 +677,15 @@ class MemoryService:
         cube, status, error = found
         if user_id is not None and self.store.cube_owner(cube) not in (None, user_id):
             raise TaskNotFound(f"task {task_id!r} not found")
+        view = self.scheduler.view(task_id)
+        if view is not None:  # the queue knows retries and dead tasks
+            return TaskInfo(view.status, view.error)
         return TaskInfo(status, error)
+
+    def task_view(self, task_id: str | None, user_id: str | None = None) -> TaskView:
+        """The task with its queue details (attempts, label, queue status)."""
+        self.task(task_id, user_id)  # existence and ownership
+        assert task_id is not None
+        view = self.scheduler.view(task_id)
+        assert view is not None
+        return view

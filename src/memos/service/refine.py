@@ -31,6 +31,7 @@ from memos.domain.models import (
 )
 from memos.embedders.base import Embedder, Vectors
 from memos.errors import MemosError
+from memos.llm.base import LLMError
 from memos.organize import Decision, Neighbour, Organizer, plan_changes
 from memos.reader.fine import FineReader
 from memos.settings import OrganizeSettings
@@ -85,16 +86,19 @@ class Refiner:
         *,
         tags: Sequence[str],
         info: dict[str, Any] | None,
+        raise_provider_errors: bool = False,
     ) -> RefineOutcome:
+        """``raise_provider_errors``: let an unreachable LLM raise (a queued task is
+        retried later) instead of failing the task now."""
         started = time.perf_counter()
         try:
             extraction = self.reader.read(scope, stored, tags=tags, info=info)
+        except LLMError as exc:
+            if raise_provider_errors:
+                raise
+            return self._failed(task_id, scope, fast, exc.message)
         except MemosError as exc:
-            logger.warning(
-                "fine extraction failed for task %s (cube %s); keeping %d fast memories: %s",
-                task_id, scope.cube_id, len(fast), exc.message,
-            )  # fmt: skip
-            return RefineOutcome("failed", [m.id for m in fast], error=exc.message)
+            return self._failed(task_id, scope, fast, exc.message)
         fine = extraction.items
         vectors = self.embedder.embed([m.value for m in fine]) if fine else _empty()
         changes, decisions, note = self.evolve(scope, fine, vectors, skip={m.id for m in fast})
@@ -125,6 +129,16 @@ class Refiner:
         return RefineOutcome(
             "completed", kept or [m.id for m in fast], decisions=decisions, note=note
         )
+
+    @staticmethod
+    def _failed(
+        task_id: str, scope: Scope, fast: Sequence[MemoryItem], reason: str
+    ) -> RefineOutcome:
+        logger.warning(
+            "fine extraction failed for task %s (cube %s); keeping %d fast memories: %s",
+            task_id, scope.cube_id, len(fast), reason,
+        )  # fmt: skip
+        return RefineOutcome("failed", [m.id for m in fast], error=reason)
 
     # -------------------------------------------------------------- evolution
     def evolve(

@@ -187,6 +187,12 @@ class MemoryStore(Protocol):
         """Stored vectors for the given live memories, in the same order."""
         ...
 
+    def record_usage(self, scope: Scope, usage: Sequence[tuple[str, int, float]]) -> int:
+        """Add (memory_id, uses, last_used epoch seconds) to the memories' usage
+        counts and last-used times; not a content change (no version, no
+        update_time). Unknown ids are skipped; returns how many rows changed."""
+        ...
+
     # --- tasks (status of add requests) ---
     def put_task(
         self, scope: Scope, task_id: str, status: str, error: str | None = None

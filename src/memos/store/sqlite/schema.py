@@ -142,6 +142,18 @@ def _evolution(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration("0004_usage")
+def _usage(conn: sqlite3.Connection) -> None:
+    """How often search returned a memory and when last (working memory's usage)."""
+    _run_script(
+        conn,
+        """
+        ALTER TABLE memories ADD COLUMN usage_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE memories ADD COLUMN last_used REAL
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would COMMIT the surrounding migration transaction.
     for statement in script.split(";"):

@@ -669,6 +669,22 @@ class SQLiteStore:
             raise MemoryNotFound(f"no vectors for memories {missing[:5]}")
         return np.stack([by_id[i] for i in memory_ids])
 
+    def record_usage(self, scope: Scope, usage: Sequence[tuple[str, int, float]]) -> int:
+        if not usage:
+            return 0
+        changed = 0
+        with self._tx("recording memory usage") as conn:
+            for memory_id, uses, last_used in usage:
+                params: list[Any] = [int(uses), float(last_used), memory_id]
+                in_scope = _scope_sql(scope, params, by_id=True)
+                changed += conn.execute(
+                    "UPDATE memories AS m SET usage_count = usage_count + ?, "
+                    "last_used = max(coalesce(last_used, 0), ?) "
+                    f"WHERE m.id = ? AND {in_scope}",
+                    params,
+                ).rowcount
+        return changed
+
     # ------------------------------------------------------------------- tasks
     def put_task(self, scope: Scope, task_id: str, status: str, error: str | None = None) -> None:
         with self._tx("recording a task") as conn:
