@@ -121,13 +121,17 @@ class MemoryService:
         )
         self.background = BackgroundRunner()
         qs = settings.queue
+        if queue is None:
+            try:
+                queue = build_queue(
+                    qs.url or settings.data_dir,
+                    default_lease_s=qs.lease_s,
+                    backoff_base_s=qs.backoff_base_s,
+                )
+            except ValueError as exc:
+                raise ConfigError(f"MEMOS_QUEUE_URL: {exc}") from exc
         self.scheduler = Scheduler(
-            queue
-            or build_queue(
-                qs.url or settings.data_dir,
-                default_lease_s=qs.lease_s,
-                backoff_base_s=qs.backoff_base_s,
-            ),
+            queue,
             store,
             lambda: self.refiner,
             workers=qs.workers,
@@ -164,6 +168,7 @@ class MemoryService:
         *,
         reranker: Reranker | None = None,
         llm: LLM | None = None,
+        run_workers: bool | None = None,
     ) -> MemoryService:
         """Build the embedded default: SQLite under ``data_dir`` and the configured
         embedder, LLM and reranker (the arguments replace what settings name)."""
@@ -184,7 +189,9 @@ class MemoryService:
         except ConfigError:
             store.close()
             raise
-        return cls(settings, store, embedder, reranker=reranker, llm=llm)
+        return cls(
+            settings, store, embedder, reranker=reranker, llm=llm, run_workers=run_workers
+        )
 
     def close(self) -> None:
         self.scheduler.close()
