@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 
 from memos import __version__
 from memos.api.deps import product_ok, service
 from memos.service import MemoryService
-from memos.wire import product
+from memos.wire import product, scheduler
 
 router = APIRouter(tags=["product"])
 Svc = Depends(service)
@@ -52,3 +53,61 @@ def get_memory_by_id(
 @router.post("/product/delete_memory")
 def delete_memory(req: product.ProductDeleteRequest, svc: MemoryService = Svc) -> dict[str, Any]:
     return product_ok(product.delete(svc, req), "Memories deleted successfully")
+
+
+# ---------------------------------------------------------------- scheduler
+# Parameters are checked by memos.wire.scheduler so every bad value is a 40000.
+UserName = Query(None, description="whose queue to wait on (1-100 characters)")
+Timeout = Query(120.0, description="give up after this many seconds (0 < t <= 3600)")
+Poll = Query(0.5, description="seconds between polls of the queue (0.05..60)")
+
+
+@router.get("/product/scheduler/status")
+def scheduler_status(
+    user_id: str | None = Query(None, description="owner of the task"),
+    task_id: str | None = Query(None, description="the task_id an async add returned"),
+    svc: MemoryService = Svc,
+) -> dict[str, Any]:
+    return product_ok(scheduler.task_status(svc, user_id, task_id), "Task status retrieved")
+
+
+@router.get("/product/scheduler/allstatus")
+def scheduler_allstatus(svc: MemoryService = Svc) -> dict[str, Any]:
+    return product_ok(scheduler.all_status(svc), "Scheduler status retrieved")
+
+
+@router.get("/product/scheduler/task_queue_status")
+def scheduler_task_queue_status(
+    user_id: str | None = Query(None, description="whose backlog"),
+    svc: MemoryService = Svc,
+) -> dict[str, Any]:
+    return product_ok(scheduler.queue_status(svc, user_id), "Task queue status retrieved")
+
+
+@router.post("/product/scheduler/wait")
+async def scheduler_wait(
+    user_name: str | None = UserName,
+    timeout_seconds: float = Timeout,
+    poll_interval: float = Poll,
+    svc: MemoryService = Svc,
+) -> dict[str, Any]:
+    """Block until the user's queue is idle (message ``idle``) or the timeout (``timeout``)."""
+    params = scheduler.wait_params(user_name, timeout_seconds, poll_interval)
+    message, data = await scheduler.wait(svc, params)
+    return product_ok(data, message)
+
+
+@router.get("/product/scheduler/wait/stream")
+async def scheduler_wait_stream(
+    user_name: str | None = UserName,
+    timeout_seconds: float = Timeout,
+    poll_interval: float = Poll,
+    svc: MemoryService = Svc,
+) -> StreamingResponse:
+    """Server-Sent Events: ``progress`` per poll, then ``idle`` or ``timeout``."""
+    params = scheduler.wait_params(user_name, timeout_seconds, poll_interval)
+    return StreamingResponse(
+        scheduler.wait_stream(svc, params),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
