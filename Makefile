@@ -52,5 +52,25 @@ llm-server: $(VENV)/.installed-dev
 	$(BIN)/python -m llama_cpp.server --host 127.0.0.1 --port $(LLM_PORT) --n_ctx 2048 \
 	  --model_alias smollm2 --model "$$($(BIN)/python -c 'from memos.llm.local import packaged_model_path as p; print(p())')"
 
+# Fine mode: LLM_BASE_URL (any OpenAI-compatible /v1 endpoint, LLM_MODEL optional when it
+# serves one model, key in MEMOS_LLM_API_KEY); without it the packaged SmolLM2-135M runs
+# under llama.cpp (the local-llm extra). LOCOMO_FINE_ARGS defaults to the slice this
+# 2-core machine runs in ~25 min; pass LOCOMO_FINE_ARGS= for all five conversations.
+LLM_BASE_URL     ?=
+LLM_MODEL        ?=
+LOCOMO_FINE_ARGS ?= --limit-samples 1 --limit-sessions 5 --limit-questions 24
+FINE_LLM   = $(if $(LLM_BASE_URL),--llm-base-url $(LLM_BASE_URL) $(if $(LLM_MODEL),--llm-model $(LLM_MODEL)),--packaged-llm)
+FINE_DEPS  = $(if $(LLM_BASE_URL),$(VENV)/.installed,$(VENV)/.installed-dev)
+
+.PHONY: bench-locomo-fine bench-extract
+
+bench-locomo-fine: $(FINE_DEPS)
+	$(BIN)/memos bench locomo --mode fine $(FINE_LLM) --judge $(LOCOMO_FINE_ARGS) \
+	  --data ../shared/bench/locomo/locomo_public.json --out bench/results/locomo_fine.json
+
+bench-extract: $(FINE_DEPS)
+	$(BIN)/memos bench extract $(FINE_LLM) --windows 20 \
+	  --data ../shared/bench/locomo/locomo_public.json --out bench/results/extract_throughput.json
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
