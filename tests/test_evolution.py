@@ -576,3 +576,33 @@ def test_a_failed_window_keeps_its_fast_memories_searchable(tmp_data_dir: Path) 
         assert hits[0].memory.value == texts[3]
     finally:
         svc.close()
+
+
+def test_async_fine_add_through_the_redis_queue(tmp_data_dir: Path) -> None:
+    """The scale-out queue: the same async add, queued in Redis Streams (real server)."""
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/15"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis server at {url}: {exc} (scripts/services.sh starts one)")
+    for key in client.scan_iter("memos:queue*"):
+        client.delete(key)
+    settings = load_settings(
+        {"data_dir": tmp_data_dir, "embedder": {"kind": "minilm"}, "queue": {"url": url}},
+        environ={},
+    )
+    svc = MemoryService.open(settings, llm=TableLLM(MOVE))
+    try:
+        result = add(svc, "redis-user", "I live in Beijing.", "2025-01-10", "s1", async_mode=True)
+        assert result.status == "running"
+        assert svc.scheduler.counts("redis-user")  # the task is in Redis
+        assert svc.wait_background(60, "redis-user")
+        assert svc.task(result.task_id).status == "completed"
+        assert [m.value for m in live(svc, "redis-user")] == ["The user lives in Beijing."]
+        assert svc.scheduler.view(result.task_id).queue_status == "completed"  # type: ignore[union-attr]
+    finally:
+        svc.close()
+        for key in client.scan_iter("memos:queue*"):
+            client.delete(key)

@@ -343,6 +343,13 @@ def test_flat_and_nested_llm_env_names() -> None:
         load_settings(environ={"MEMOS_RERANKER__KIND": "cohere"})
 
 
+def test_flat_queue_env_names() -> None:
+    s = load_settings(environ={"MEMOS_QUEUE_URL": "redis://127.0.0.1:6379/3",
+                               "MEMOS_QUEUE__WORKERS": "0", "MEMOS_QUEUE_LEASE_S": "5"})
+    assert (s.queue.url, s.queue.workers, s.queue.lease_s) == ("redis://127.0.0.1:6379/3", 0, 5.0)
+    assert load_settings(environ={}).queue.url is None
+
+
 def test_builders_explain_missing_settings() -> None:
     assert build_llm(load_settings(environ={}).llm) is None
     with pytest.raises(ConfigError, match="MEMOS_LLM_BASE_URL"):
