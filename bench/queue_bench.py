@@ -14,6 +14,11 @@ a unique key prefix on Redis, deleted afterwards):
   process; for SQLite also ``latency_in_process``, the embedded default, where
   the clients share the worker's instance and a submit wakes an idle worker.
 
+* ``fast_add_handler``: the same drain with a real handler: each task is a
+  fast-mode add (one chat turn embedded with the packaged MiniLM and stored in
+  SQLite) through an in-process MemoryService; the baseline is the same adds
+  called directly, without a queue, in the same run.
+
 Usage: python bench/queue_bench.py --out bench/results/queue.json
 """
 
@@ -107,6 +112,66 @@ def throughput(factory: Callable[[], TaskQueue], tasks: int, threads: int) -> di
     }
 
 
+TURNS = [
+    "I moved to Hangzhou last spring and I love the food there.",
+    "My daughter started violin lessons on Saturdays.",
+    "We are planning a trip to Lisbon in May with two friends.",
+    "I switched from coffee to green tea because of my sleep.",
+]
+
+
+def fast_add_throughput(
+    factory: Callable[[], TaskQueue], tasks: int, threads: int
+) -> dict[str, Any]:
+    """Drain ``tasks`` fast-mode adds through the queue; baseline: the same adds called directly."""
+    from memos.domain.models import MessageInput
+    from memos.service import MemoryService
+    from memos.settings import load_settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        svc = MemoryService.open(load_settings({"data_dir": tmp}, environ={}))
+        try:
+
+            def add(user: str, conv: str, n: int) -> None:
+                svc.add(
+                    user_id=user,
+                    conversation_id=conv,
+                    messages=[MessageInput(role="user", content=f"{TURNS[n % len(TURNS)]} ({n})")],
+                )
+
+            svc.embedder.embed(["warm up"])
+            started = time.perf_counter()
+            for n in range(tasks):
+                add(f"direct{n % USERS}", f"c{n % KEYS}", n)
+            direct_s = time.perf_counter() - started
+
+            queue = factory()
+            for n in range(tasks):
+                queue.submit(make_task(n, submitted_at=float(n)))
+
+            def handle(task: Task) -> None:
+                add(task.user_id, task.ordering_key, int(task.payload["t"]))
+
+            worker = Worker(queue, {TaskLabel.ADD: handle}, concurrency=threads, idle_wait_s=0.05)
+            started = time.perf_counter()
+            worker.start()
+            wait_drained(queue, tasks)
+            queued_s = time.perf_counter() - started
+            worker.stop()
+            completed = queue.counts()[TaskStatus.COMPLETED]
+            queue.close()
+        finally:
+            svc.close()
+    assert completed == tasks, f"{completed} of {tasks} completed"
+    return {
+        "tasks": tasks,
+        "worker_threads": threads,
+        "queued_adds_per_s": round(tasks / queued_s, 1),
+        "direct_adds_per_s": round(tasks / direct_s, 1),
+        "ratio_queued_to_direct": round(direct_s / queued_s, 3),
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -192,6 +257,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--per-client", type=int, default=150)
     parser.add_argument("--load", type=float, default=0.5, help="offered / drain rate")
+    parser.add_argument("--fast-tasks", type=int, default=400, help="adds for the real handler")
     args = parser.parse_args()
 
     results: dict[str, Any] = {
@@ -200,7 +266,7 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "handler": "no-op, registered for every label",
+        "handler": "no-op, registered for every label (fast_add_handler: a fast-mode add)",
         "adapters": {},
     }
     for adapter in args.adapters.split(","):
@@ -214,6 +280,8 @@ def main() -> None:
             with open_store(adapter, args.redis_url) as factory:
                 lat = latency(factory, args.clients, args.per_client, rate, args.threads, shared)
             entry["latency_in_process" if shared else "latency"] = lat
+        with open_store(adapter, args.redis_url) as factory:
+            entry["fast_add_handler"] = fast_add_throughput(factory, args.fast_tasks, args.threads)
         results["adapters"][adapter] = entry
         print(adapter, json.dumps(results["adapters"][adapter]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
