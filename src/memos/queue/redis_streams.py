@@ -336,7 +336,7 @@ class RedisStreamsQueue:
         for label in TaskLabel:
             try:
                 client.xgroup_create(self._stream(label), GROUP, id="0", mkstream=True)
-            except Exception as exc:  # redis.ResponseError; BUSYGROUP = already there
+            except redis.ResponseError as exc:  # BUSYGROUP: the group is already there
                 if "BUSYGROUP" not in str(exc):
                     raise
 

@@ -13,14 +13,29 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 
+from memos.errors import MemosError
 from memos.queue.base import LeaseLost, NonRetryable, Task, TaskLabel, TaskQueue, TaskStatus
 
 logger = logging.getLogger(__name__)
+
+
+def _queue_errors() -> tuple[type[BaseException], ...]:
+    """What a queue backend raises when it is unavailable (never a handler's bug)."""
+    errors: list[type[BaseException]] = [sqlite3.Error, OSError, MemosError]
+    try:
+        import redis
+    except ImportError:  # the redis extra is not installed: no Redis queue either
+        return tuple(errors)
+    return (*errors, redis.RedisError)
+
+
+QUEUE_ERRORS = _queue_errors()
 
 Handler = Callable[[Task], None]
 
@@ -145,7 +160,7 @@ class Worker:
             try:
                 if not self.run_one(slot_id):
                     self.queue.wait_for_work(self.idle_wait_s)
-            except Exception:
+            except QUEUE_ERRORS:
                 # The queue itself failed (its server went away): wait and retry;
                 # leases of anything claimed will expire and be re-run.
                 logger.exception("worker %s: queue error", slot_id)
@@ -172,7 +187,7 @@ class Worker:
                 "task %s (%s) failed and will not be retried", task.task_id, task.label
             )
             self._settle(task, error_text(exc), retry=False)
-        except Exception as exc:
+        except Exception as exc:  # the handler boundary: any error fails the attempt, logged
             logger.exception(
                 "task %s (%s) failed on attempt %d of %d",
                 task.task_id,
@@ -224,7 +239,7 @@ class Worker:
                     with self._lock:
                         self._running.pop(token, None)
                     continue
-                except Exception:
+                except QUEUE_ERRORS:
                     logger.exception("task %s: lease renewal failed", task.task_id)
                     continue
                 with self._lock:
