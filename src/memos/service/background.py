@@ -1,10 +1,9 @@
-"""In-process background work for async adds (the fine pass after the fast one).
+"""In-process, best-effort background chores (flushing working-memory usage counts).
 
-One worker thread, so a user's adds are refined in the order they arrived.
-Task status lives in the store, not here: the caller records ``running`` before
-submitting and the job records the outcome. Work still queued when the process
-dies is lost with it and its task stays ``running``; the durable scheduler
-(SQLite or Redis queue) replaces this runner for that reason.
+Work that must not be lost (the fine pass of an async add) goes through the
+durable task queue instead (``memos.service.scheduler``); what runs here may be
+dropped with the process, so only bookkeeping that can be recomputed or lost
+belongs here. One worker thread keeps chores in order.
 """
 
 from __future__ import annotations
