@@ -344,8 +344,13 @@ def test_flat_and_nested_llm_env_names() -> None:
 
 
 def test_flat_queue_env_names() -> None:
-    s = load_settings(environ={"MEMOS_QUEUE_URL": "redis://127.0.0.1:6379/3",
-                               "MEMOS_QUEUE__WORKERS": "0", "MEMOS_QUEUE_LEASE_S": "5"})
+    s = load_settings(
+        environ={
+            "MEMOS_QUEUE_URL": "redis://127.0.0.1:6379/3",
+            "MEMOS_QUEUE__WORKERS": "0",
+            "MEMOS_QUEUE_LEASE_S": "5",
+        }
+    )
     assert (s.queue.url, s.queue.workers, s.queue.lease_s) == ("redis://127.0.0.1:6379/3", 0, 5.0)
     assert load_settings(environ={}).queue.url is None
 
@@ -461,3 +466,32 @@ def test_service_rerank_defaults_to_embedder_cosine(minilm_service: MemoryServic
     assert order(out.results) == [1, 0]
     assert all(0 <= r.score <= 1 for r in out.results)
     assert out.results[0].score > out.results[1].score
+
+
+def test_config_file_under_env_and_flags(tmp_path: Path) -> None:
+    toml = tmp_path / "memos.toml"
+    toml.write_text(
+        'port = 9001\n[llm]\nbackend = "openai"\nbase_url = "http://file/v1"\nmodel = "file"\n'
+        "[queue]\nworkers = 3\n",
+        encoding="utf-8",
+    )
+    s = load_settings(
+        {"port": 9002}, environ={"MEMOS_CONFIG": str(toml), "MEMOS_LLM_MODEL": "env-model"}
+    )
+    assert s.port == 9002  # a flag wins over the file
+    assert (s.llm.base_url, s.llm.model, s.queue.workers) == ("http://file/v1", "env-model", 3)
+    as_json = tmp_path / "memos.json"
+    as_json.write_text('{"search": {"default_relativity": 0.3}}', encoding="utf-8")
+    assert load_settings(environ={}, config_file=as_json).search.default_relativity == 0.3
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = [", encoding="utf-8")
+    for path, match in (
+        (bad, "not valid toml"),
+        (tmp_path / "none.toml", "cannot read"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            load_settings(environ={}, config_file=path)
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[llm]\nbakend = 'openai'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="bakend"):
+        load_settings(environ={}, config_file=typo)

@@ -1,6 +1,7 @@
 """Typed settings, read once at start-up and passed down.
 
-Precedence: explicit arguments (CLI flags) > ``MEMOS_*`` environment > defaults.
+Precedence: explicit arguments (CLI flags) > ``MEMOS_*`` environment > a config
+file (TOML or JSON, named by ``--config`` or ``MEMOS_CONFIG``) > defaults.
 Nested fields use ``__`` in the environment, e.g. ``MEMOS_EMBEDDER__KIND=openai``;
 the LLM settings also answer to flat names such as ``MEMOS_LLM_BASE_URL``.
 No other module reads the environment.
@@ -8,8 +9,10 @@ No other module reads the environment.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -253,13 +256,32 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings tree in a TOML (``[llm]`` tables ...) or JSON file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        tree = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        kind = path.suffix[1:] or "TOML"
+        raise ConfigError(f"config file {path} is not valid {kind}: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path} must hold a table of settings")
+    return tree
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    config_file: Path | str | None = None,
 ) -> Settings:
-    """Build settings from the environment plus explicit overrides (which win)."""
+    """Build settings from a config file, the environment, and explicit overrides (which win)."""
     env = os.environ if environ is None else environ
-    tree = _merge(_env_tree(env), overrides or {})
+    named = config_file or env.get("MEMOS_CONFIG")
+    base = read_config_file(Path(named).expanduser()) if named else {}
+    tree = _merge(_merge(base, _env_tree(env)), overrides or {})
     try:
         return Settings.model_validate(tree)
     except ValidationError as exc:

@@ -5,19 +5,28 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
 from memos.cli.bench import bench
 from memos.cli.extract import extract
 from memos.cli.memories import COMMANDS
-from memos.settings import load_settings
+from memos.errors import ConfigError
+from memos.settings import Settings, load_settings
 
 
 @click.group()
 @click.version_option(package_name="memos")
 def cli() -> None:
     """MemOS: a memory operating system for LLM apps and agents."""
+
+
+def _settings(overrides: dict[str, Any], config_file: Path | None) -> Settings:
+    try:
+        return load_settings(overrides, config_file=config_file)
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 @cli.command()
@@ -30,7 +39,20 @@ def cli() -> None:
     help="Where the SQLite file lives (default ~/.memos/data).",
 )
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING ...")
-def serve(host: str | None, port: int | None, data_dir: Path | None, log_level: str | None) -> None:
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A TOML or JSON settings file (also MEMOS_CONFIG); env and flags win over it.",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    log_level: str | None,
+    config_file: Path | None,
+) -> None:
     """Start the REST server (both API dialects) on the embedded store.
 
     Async fine passes run on worker threads inside the server
@@ -41,8 +63,8 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, log_level: 
 
     from memos.api import create_app
 
-    settings = load_settings(
-        {"host": host, "port": port, "data_dir": data_dir, "log_level": log_level}
+    settings = _settings(
+        {"host": host, "port": port, "data_dir": data_dir, "log_level": log_level}, config_file
     )
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -81,8 +103,19 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, log_level: 
     help="Tasks run at once (default MEMOS_QUEUE__WORKERS, at least 1).",
 )
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING ...")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A TOML or JSON settings file (also MEMOS_CONFIG); env and flags win over it.",
+)
 def worker(
-    data_dir: Path | None, queue_url: str | None, concurrency: int | None, log_level: str | None
+    data_dir: Path | None,
+    queue_url: str | None,
+    concurrency: int | None,
+    log_level: str | None,
+    config_file: Path | None,
 ) -> None:
     """Run the scheduler's async fine passes from the task queue until SIGTERM/Ctrl-C.
 
@@ -96,8 +129,8 @@ def worker(
     from memos.errors import MemosError
     from memos.service import MemoryService
 
-    settings = load_settings(
-        {"data_dir": data_dir, "log_level": log_level, "queue": {"url": queue_url}}
+    settings = _settings(
+        {"data_dir": data_dir, "log_level": log_level, "queue": {"url": queue_url}}, config_file
     )
     if settings.llm.backend == "none":
         raise click.ClickException(
