@@ -8,7 +8,9 @@ store and searcher. Nothing here knows about HTTP or wire formats.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +30,7 @@ from memos.domain.models import (
     new_id,
 )
 from memos.embedders import build_embedder
-from memos.embedders.base import Embedder
+from memos.embedders.base import Embedder, Vectors
 from memos.errors import (
     ConfigError,
     EmptyField,
@@ -63,6 +65,9 @@ from memos.text.tokens import count_tokens
 from memos.working import Observed, WorkingConfig, WorkingKey, WorkingMemory
 
 logger = logging.getLogger(__name__)
+
+# Query embeddings kept for repeated queries (a few KB each).
+QUERY_CACHE_SIZE = 256
 
 
 @dataclass
@@ -120,6 +125,8 @@ class MemoryService:
             else None
         )
         self.background = BackgroundRunner()
+        self._qcache: OrderedDict[str, Vectors] = OrderedDict()
+        self._qcache_lock = threading.Lock()
         qs = settings.queue
         if queue is None:
             try:
@@ -189,9 +196,7 @@ class MemoryService:
         except ConfigError:
             store.close()
             raise
-        return cls(
-            settings, store, embedder, reranker=reranker, llm=llm, run_workers=run_workers
-        )
+        return cls(settings, store, embedder, reranker=reranker, llm=llm, run_workers=run_workers)
 
     def close(self) -> None:
         self.scheduler.close()
@@ -412,7 +417,7 @@ class MemoryService:
         flt = parse_filter(filter)
         scopes = self.readable_scopes(user_id, cube_ids)
         personal = flt.personal if flt else None
-        qvec = self.embedder.embed_query(q)
+        qvec = self._query_vector(q)
         # A reranker may promote a hit from below the cut, so fetch its whole window.
         fetch = max(n, self.settings.reranker.top_n) if self.reranker is not None else n
         hits: list[ScoredMemory] = []
@@ -505,6 +510,24 @@ class MemoryService:
             logger.warning("could not persist memory usage; retrying later: %s", exc.message)
             left = {(c, m) for c, rows in by_cube.items() for m, _, _ in rows}
             self.working.restore_usage([d for d in deltas if (d.cube_id, d.memory_id) in left])
+
+    def _query_vector(self, query: str) -> Vectors:
+        """The query's embedding, remembered for the last few queries.
+
+        ``/product/search`` searches its fact, preference and tool buckets with
+        the same query; without this it would embed it up to three times.
+        """
+        with self._qcache_lock:
+            found = self._qcache.get(query)
+            if found is not None:
+                self._qcache.move_to_end(query)
+                return found
+        vec = self.embedder.embed_query(query)
+        with self._qcache_lock:
+            self._qcache[query] = vec
+            while len(self._qcache) > QUERY_CACHE_SIZE:
+                self._qcache.popitem(last=False)
+        return vec
 
     def _rerank_hits(
         self, reranker: Reranker, query: str, hits: list[ScoredMemory]
@@ -684,6 +707,8 @@ class MemoryService:
         cube, status, error = found
         if user_id is not None and self.store.cube_owner(cube) not in (None, user_id):
             raise TaskNotFound(f"task {task_id!r} not found")
+        if status in ("completed", "failed"):  # the outcome is final; no need to ask the queue
+            return TaskInfo(status, error)
         view = self.scheduler.view(task_id)
         if view is not None:  # the queue knows retries and dead tasks
             return TaskInfo(view.status, view.error)
