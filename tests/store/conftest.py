@@ -10,7 +10,6 @@ each one works in freshly generated cube ids, so a shared database is fine.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,39 +17,31 @@ import pytest
 
 from memos.store.base import MemoryStore
 
-POSTGRES_DSN = os.environ.get("MEMOS_TEST_POSTGRES_DSN")
 EMBED_MODEL = "conformance-test"
 
 
-def _sqlite(tmp_path: Path) -> Callable[[], MemoryStore]:
+def _sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], MemoryStore]:
     from memos.store.sqlite import SQLiteStore
 
     path = tmp_path / "conformance.db"
     return lambda: SQLiteStore(path, embed_model=EMBED_MODEL)
 
 
-def _postgres(tmp_path: Path) -> Callable[[], MemoryStore]:
-    from memos.store.postgres import PostgresStore  # type: ignore[import-not-found]
+def _postgres(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], MemoryStore]:
+    from memos.store.postgres import PostgresStore
 
-    return lambda: PostgresStore(POSTGRES_DSN, embed_model=EMBED_MODEL)
+    url = str(request.getfixturevalue("postgres_url"))  # one real server per session
+    return lambda: PostgresStore(url, embed_model=EMBED_MODEL, pool_max=4)
 
 
-# name -> builder(tmp_path) returning an opener; each opener call is a new
-# instance (connection pool, caches) on the SAME backing data.
-BUILDERS: dict[str, Callable[[Path], Callable[[], MemoryStore]]] = {
+# name -> builder(request, tmp_path) returning an opener; each opener call is a
+# new instance (connection pool, caches) on the SAME backing data.
+BUILDERS: dict[str, Callable[[pytest.FixtureRequest, Path], Callable[[], MemoryStore]]] = {
     "sqlite": _sqlite,
     "postgres": _postgres,
 }
 
-ADAPTERS = [
-    "sqlite",
-    pytest.param(
-        "postgres",
-        marks=pytest.mark.skipif(
-            not POSTGRES_DSN, reason="set MEMOS_TEST_POSTGRES_DSN to test the postgres adapter"
-        ),
-    ),
-]
+ADAPTERS = ["sqlite", "postgres"]
 
 
 class Backend:
@@ -75,7 +66,7 @@ class Backend:
 @pytest.fixture(params=ADAPTERS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     name = str(request.param)
-    b = Backend(name, BUILDERS[name](tmp_path))
+    b = Backend(name, BUILDERS[name](request, tmp_path))
     yield b
     b.close_all()
 

@@ -37,8 +37,8 @@ from memos.domain.models import (
 )
 from memos.embedders.base import Vectors
 from memos.errors import MemoryNotFound, PermissionDenied, StoreError
+from memos.store import rows
 from memos.store.base import ChangeSet, Retirement, Revision, VectorHit
-from memos.store.sqlite import rows
 from memos.store.sqlite.filters import compile_filter
 from memos.store.sqlite.lexical_index import CubeLexicon
 from memos.store.sqlite.schema import apply_migrations

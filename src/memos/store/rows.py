@@ -1,4 +1,4 @@
-"""Row <-> domain conversions for the SQLite adapter."""
+"""Row <-> domain conversions shared by the store adapters (same column types in both)."""
 
 from __future__ import annotations
 

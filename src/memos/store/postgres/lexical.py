@@ -1,0 +1,123 @@
+"""BM25 in SQL over ``tsvector`` columns, ranking like the SQLite adapter's index.
+
+Documents are tokenised in Python by :func:`memos.text.lexical.lexical_tokens`
+(Snowball stems, jieba for Chinese), exactly as for SQLite, and stored as a
+``tsvector`` literal with positions, so PostgreSQL never re-parses the text and
+every language gets the same terms on both adapters. BM25 (k1 1.2, b 0.75) is
+computed from the positions (term frequency), ``lex_len`` (document length) and
+the cube's ``cube_stats`` (N and total length).
+
+Document frequencies are counted through the GIN index, capped at ``DF_CAP``:
+a term at least that common (at 1M memories, a word like "like") is left out of
+*matching* and, when it occurs in a candidate, scores with ``DF_CAP`` as its df
+(an upper bound on its idf). Below ``DF_CAP`` matches per term the ranking
+equals the SQLite adapter's; above it the difference is confined to documents
+that share only very common words with the query.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import psycopg
+
+from memos.store.sqlite.lexical_index import K1, NEGLIGIBLE, B
+from memos.text.lexical import lexical_text, lexical_tokens
+
+DF_CAP = 5_000
+MAX_POSITIONS = 256  # PostgreSQL keeps at most 256 positions per lexeme
+MAX_POSITION = 16_383
+MAX_LEXEME_BYTES = 2_000  # PostgreSQL's limit is 2,047
+CANDIDATES = 20_000  # at most this many matching rows are scored when every term is common
+
+
+def _quote(term: str) -> str:
+    return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def document(key: str, value: str, context: str = "") -> tuple[str, int]:
+    """(tsvector literal, document length) of a memory's indexed text."""
+    tokens = [
+        t for t in lexical_tokens(lexical_text(key, value, context))
+        if len(t.encode()) <= MAX_LEXEME_BYTES
+    ]
+    positions: dict[str, list[str]] = {}
+    for i, token in enumerate(tokens, start=1):
+        at = positions.setdefault(token, [])
+        if len(at) < MAX_POSITIONS:
+            at.append(str(min(i, MAX_POSITION)))
+    literal = " ".join(f"{_quote(t)}:{','.join(p)}" for t, p in positions.items())
+    return literal, len(tokens)
+
+
+def query_terms(query: str) -> list[str]:
+    """Distinct index terms of a query, in order."""
+    return [
+        t for t in dict.fromkeys(lexical_tokens(query)) if len(t.encode()) <= MAX_LEXEME_BYTES
+    ]
+
+
+def tsquery(terms: list[str]) -> str:
+    """An OR-query literal over ``terms`` (bound as a parameter, cast to tsquery)."""
+    return " | ".join(_quote(t) for t in terms)
+
+
+def document_frequencies(conn: psycopg.Connection, cube_id: str, terms: list[str]) -> list[int]:
+    """Live documents of the cube containing each term, counted up to ``DF_CAP``."""
+    row = conn.execute(
+        "SELECT array_agg(("
+        "  SELECT count(*) FROM (SELECT 1 FROM memories m WHERE m.cube_id = %s "
+        "  AND m.status = 'activated' AND m.lex @@ t.q::tsquery LIMIT %s) s"
+        ") ORDER BY t.ord) FROM unnest(%s::text[]) WITH ORDINALITY AS t(q, ord)",
+        (cube_id, DF_CAP, [_quote(t) for t in terms]),
+    ).fetchone()
+    return [int(x) for x in (row[0] if row and row[0] else [])]
+
+
+@dataclass(frozen=True)
+class Plan:
+    terms: list[str]  # scored terms
+    idfs: list[float]
+    match: str  # tsquery literal selecting candidates
+    c1: float  # k1 * (1 - b)
+    c2: float  # k1 * b / avgdl
+    candidates: int
+
+
+def plan(terms: list[str], dfs: list[int], live: int, total_len: int) -> Plan | None:
+    """Which terms score, with what idf, and which select candidates; None: no match."""
+    weighted = [
+        (t, math.log(1.0 + (live - df + 0.5) / (df + 0.5)), df)
+        for t, df in zip(terms, dfs, strict=True)
+        if df
+    ]
+    if not weighted:
+        return None
+    # as the SQLite index: a term in (nearly) every document is left out when the
+    # query has anything else
+    useful = [w for w in weighted if w[1] * (K1 + 1) >= NEGLIGIBLE] or weighted
+    rare = [w for w in useful if w[2] < DF_CAP]
+    matching = rare or useful
+    avgdl = max(total_len / max(live, 1), 1e-9)
+    return Plan(
+        terms=[w[0] for w in useful],
+        idfs=[w[1] for w in useful],
+        match=tsquery([w[0] for w in matching]),
+        c1=K1 * (1 - B),
+        c2=K1 * B / avgdl,
+        candidates=CANDIDATES,
+    )
+
+
+# {where} is built by the store from its scope predicate and compiled filter.
+SCORE_SQL = (
+    "WITH q AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS q(term, idf)), "
+    "cand AS (SELECT m.pk, m.id, m.lex, m.lex_len FROM memories m WHERE {where} LIMIT %s) "
+    "SELECT c.id, sum(q.idf * " + str(K1 + 1) + " * tf.n / (tf.n + %s + %s * c.lex_len)) AS score "
+    "FROM cand c "
+    "CROSS JOIN LATERAL unnest(c.lex) AS u(lexeme, positions, weights) "
+    "JOIN q ON q.term = u.lexeme "
+    "CROSS JOIN LATERAL (SELECT coalesce(array_length(u.positions, 1), 1)::float8 AS n) tf "
+    "GROUP BY c.pk, c.id ORDER BY score DESC, c.pk LIMIT %s"
+)

@@ -1,0 +1,805 @@
+"""PostgreSQL + pgvector adapter of the storage port (the scale-out store).
+
+Stateless by design: no per-process caches, so any number of API servers and
+workers share one database and see each other's writes at once. Vectors are
+searched with pgvector (exactly for small cubes, through a per-dimension HNSW
+index for large ones); keywords with BM25 computed in SQL over a ``tsvector``
+of the same stems the SQLite adapter indexes (``memos.text.lexical``), so both
+adapters rank the same text the same way (see ``lexical``).
+
+Every query carries the scope predicate (``_scope_sql``); every value is a bound
+parameter. The only formatted SQL fragments are column names from fixed lists
+and the vector dimension, an ``int``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.types.string import TextLoader
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from memos.domain.filters import Node
+from memos.domain.models import (
+    ArchiveReason,
+    Edge,
+    EdgeKind,
+    MemoryItem,
+    MemoryStatus,
+    MemoryVersion,
+    Message,
+    Page,
+    Scope,
+)
+from memos.embedders.base import Vectors
+from memos.errors import MemoryNotFound, PermissionDenied, StoreError
+from memos.store import rows
+from memos.store.base import ChangeSet, Retirement, Revision, VectorHit
+from memos.store.postgres import lexical
+from memos.store.postgres.filters import compile_filter
+from memos.store.postgres.schema import ensure_vector_index, migrate
+
+logger = logging.getLogger(__name__)
+
+LIVE = MemoryStatus.ACTIVATED.value
+EXACT_LIMIT = 10_000
+"""Cubes up to this many live memories are searched exactly (a scan is fast and
+exact); larger ones through the HNSW index."""
+EF_SEARCH = 100
+"""HNSW candidate list size (pgvector's default of 40 gave recall@10 0.945)."""
+
+_COLS = [c.strip() for c in rows.MEMORY_COLUMNS.split(",")]
+_MEM_SELECT = ", ".join(f"m.{c}" for c in _COLS)
+_MEM_INSERT = (
+    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}, model, dims, vec, lex, lex_len) "
+    f"VALUES ({', '.join('%s' for _ in _COLS)}, %s, %s, %s, %s::tsvector, %s)"
+)
+_MSG_INSERT = (
+    f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}) "
+    f"VALUES ({', '.join('%s' for _ in rows.MESSAGE_COLUMNS.split(','))})"
+)
+_MSG_SELECT = ", ".join(f"m.{c.strip()}" for c in rows.MESSAGE_COLUMNS.split(","))
+
+
+def _scope_sql(scope: Scope, params: list[Any], alias: str = "m") -> str:
+    """The tenant predicate every query carries."""
+    params.append(scope.cube_id)
+    sql = f"{alias}.cube_id = %s"
+    if scope.agent_id is not None:
+        params.append(scope.agent_id)
+        sql += f" AND {alias}.agent_id = %s"
+    if scope.app_id is not None:
+        params.append(scope.app_id)
+        sql += f" AND {alias}.app_id = %s"
+    return sql
+
+
+@contextmanager
+def _translate(action: str) -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as exc:
+        logger.error("postgres failed while %s: %s", action, exc)
+        raise StoreError(f"storage failed while {action}: {exc}") from exc
+    except PoolTimeout as exc:
+        logger.error("no postgres connection while %s: %s", action, exc)
+        raise StoreError(f"no database connection free while {action}; try again") from exc
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    register_vector(conn)
+    # JSON columns come back as the text that was stored: the shared row
+    # conversions parse it, exactly as for SQLite.
+    conn.adapters.register_loader("json", TextLoader)
+
+
+def _array(value: Any) -> np.ndarray:
+    """A stored vector as float32 (pgvector's loader gives a ``Vector`` or an array)."""
+    to_numpy = getattr(value, "to_numpy", None)
+    return np.asarray(to_numpy() if to_numpy else value, np.float32)
+
+
+class _Delta:
+    """Change of a cube's live count and indexed length within one transaction."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.length = 0
+
+    def live(self, length: int, sign: int = 1) -> None:
+        self.count += sign
+        self.length += sign * length
+
+
+class PostgresStore:
+    """The scale-out store: PostgreSQL 15+ with pgvector 0.5+ (any host, managed or not)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        embed_model: str = "unknown",
+        pool_min: int = 1,
+        pool_max: int = 10,
+        pool_timeout_s: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.embed_model = embed_model
+        self._indexed_dims: set[int] = set()
+        with _translate("connecting to the database"):
+            with psycopg.connect(url, autocommit=True) as conn:
+                migrate(conn)
+            self._pool = ConnectionPool(
+                url,
+                min_size=pool_min,
+                max_size=pool_max,
+                timeout=pool_timeout_s,
+                kwargs={"autocommit": True, "prepare_threshold": None},
+                configure=_configure,
+                open=True,
+                name="memos",
+            )
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[psycopg.Connection]:
+        with _translate(action), self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _tx(self, action: str) -> Iterator[psycopg.Connection]:
+        with _translate(action), self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # ------------------------------------------------------------ meta / cubes
+    def get_meta(self, key: str) -> str | None:
+        with self._read("reading metadata") as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx("writing metadata") as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def cube_owner(self, cube_id: str) -> str | None:
+        with self._read("reading a cube") as conn:
+            row = conn.execute(
+                "SELECT owner_id FROM cubes WHERE cube_id = %s", (cube_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def claim_cube(self, user_id: str, cube_id: str) -> None:
+        owner = self.cube_owner(cube_id)
+        if owner is None:
+            with self._tx("creating a cube") as conn:
+                conn.execute(
+                    "INSERT INTO cubes (cube_id, owner_id, create_time) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (cube_id) DO NOTHING",
+                    (cube_id, user_id, time.time()),
+                )
+            owner = self.cube_owner(cube_id)
+        if owner != user_id:
+            raise PermissionDenied(f"cube {cube_id!r} belongs to another user")
+
+    def cubes(self) -> list[tuple[str, str]]:
+        """Every (cube_id, owner_id), for export of everything."""
+        with self._read("listing cubes") as conn:
+            found = conn.execute("SELECT cube_id, owner_id FROM cubes ORDER BY cube_id").fetchall()
+        return [(str(r[0]), str(r[1])) for r in found]
+
+    # ------------------------------------------------------------------ writes
+    def _ensure_index(self, vectors: Vectors) -> None:
+        if not len(vectors):
+            return
+        dims = int(np.asarray(vectors).shape[-1])
+        if dims not in self._indexed_dims:
+            with self._read("creating the vector index") as conn:
+                ensure_vector_index(conn, dims)
+            self._indexed_dims.add(dims)
+
+    def _memory_params(self, item: MemoryItem, vec: Any) -> tuple[Any, ...]:
+        v = np.asarray(vec, np.float32).reshape(-1)
+        lex, length = lexical.document(item.key, item.value, item.context)
+        return (*rows.memory_params(item), self.embed_model, len(v), v, lex, length)
+
+    def _insert_memories(
+        self, conn: psycopg.Connection, scope: Scope, items: Sequence[MemoryItem], vectors: Vectors
+    ) -> _Delta:
+        delta = _Delta()
+        params = []
+        for item, vec in zip(items, vectors, strict=True):
+            self._check_owned(scope, item)
+            p = self._memory_params(item, vec)
+            params.append(p)
+            if item.status == MemoryStatus.ACTIVATED:
+                delta.live(p[-1])
+        if params:
+            with conn.cursor() as cur:
+                cur.executemany(_MEM_INSERT, params)
+        return delta
+
+    @staticmethod
+    def _bump(conn: psycopg.Connection, cube_id: str, delta: _Delta) -> None:
+        """Keep the cube's live count and total length (BM25's N and avgdl) current.
+
+        Last in every write transaction, so two writers of one cube never wait
+        on each other's memory rows while holding this one.
+        """
+        if not (delta.count or delta.length):
+            return
+        conn.execute(
+            "INSERT INTO cube_stats (cube_id, live_count, lex_total) VALUES (%s, %s, %s) "
+            "ON CONFLICT (cube_id) DO UPDATE SET "
+            "live_count = cube_stats.live_count + excluded.live_count, "
+            "lex_total = cube_stats.lex_total + excluded.lex_total",
+            (cube_id, delta.count, delta.length),
+        )
+
+    def ingest(
+        self,
+        scope: Scope,
+        messages: Sequence[Message],
+        memories: Sequence[MemoryItem],
+        vectors: Vectors,
+    ) -> None:
+        if len(memories) != len(vectors):
+            raise ValueError("one vector per memory is required")
+        self._ensure_index(vectors)
+        with self._tx("adding messages and memories") as conn:
+            if messages:
+                with conn.cursor() as cur:
+                    cur.executemany(_MSG_INSERT, [rows.message_params(m) for m in messages])
+            delta = self._insert_memories(conn, scope, memories, vectors)
+            self._bump(conn, scope.cube_id, delta)
+
+    @staticmethod
+    def _check_owned(scope: Scope, item: MemoryItem) -> None:
+        if item.cube_id != scope.cube_id:
+            raise PermissionDenied("a memory must be written into the scope's own cube")
+
+    def _locked(
+        self, conn: psycopg.Connection, scope: Scope, memory_id: str, *, live_only: bool
+    ) -> tuple[int, MemoryItem, int] | None:
+        params: list[Any] = [memory_id]
+        sql = (
+            f"SELECT m.pk, m.lex_len, {_MEM_SELECT} FROM memories m "
+            f"WHERE m.id = %s AND {_scope_sql(scope, params)}"
+        )
+        if live_only:
+            sql += f" AND m.status = '{LIVE}'"
+        row = conn.execute(sql + " FOR UPDATE", params).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), rows.memory_from_row(row[2:]), int(row[1])
+
+    def update_memory(
+        self,
+        scope: Scope,
+        memory_id: str,
+        changes: dict[str, Any],
+        vector: Vectors | None = None,
+    ) -> MemoryItem:
+        allowed = {"key", "value", "tags", "info", "confidence", "memory_type", "status"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot update fields {sorted(unknown)}")
+        if vector is not None:
+            self._ensure_index(np.asarray(vector).reshape(1, -1))
+        with self._tx("updating a memory") as conn:
+            found = self._locked(conn, scope, memory_id, live_only=False)
+            if found is None:
+                raise MemoryNotFound(f"memory {memory_id!r} not found")
+            pk, old, old_len = found
+            self._archive_version(conn, old)
+            new = old.model_copy(update=changes)
+            new.version = old.version + 1
+            new.update_time = rows.when(time.time())
+            lex, new_len = lexical.document(new.key, new.value, new.context)
+            conn.execute(
+                "UPDATE memories SET key = %s, value = %s, tags = %s, info = %s, "
+                "confidence = %s, memory_type = %s, status = %s, version = %s, "
+                "update_time = %s, lex = %s::tsvector, lex_len = %s WHERE pk = %s",
+                (
+                    new.key,
+                    new.value,
+                    json.dumps(new.tags, ensure_ascii=False),
+                    json.dumps(new.info, ensure_ascii=False),
+                    new.confidence,
+                    str(new.memory_type),
+                    str(new.status),
+                    new.version,
+                    rows.ts(new.update_time),
+                    lex,
+                    new_len,
+                    pk,
+                ),
+            )
+            if vector is not None:
+                self._set_vector(conn, pk, vector)
+            delta = _Delta()
+            if old.status == MemoryStatus.ACTIVATED:
+                delta.live(old_len, -1)
+            if new.status == MemoryStatus.ACTIVATED:
+                delta.live(new_len)
+            self._bump(conn, scope.cube_id, delta)
+        return new
+
+    def _set_vector(self, conn: psycopg.Connection, pk: int, vector: Vectors) -> None:
+        v = np.asarray(vector, np.float32).reshape(-1)
+        conn.execute(
+            "UPDATE memories SET vec = %s, dims = %s, model = %s WHERE pk = %s",
+            (v, len(v), self.embed_model, pk),
+        )
+
+    @staticmethod
+    def _archive_version(conn: psycopg.Connection, old: MemoryItem) -> None:
+        conn.execute(
+            "INSERT INTO memory_versions (memory_id, cube_id, version, key, value, tags, info, "
+            "status, update_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (memory_id, version) DO UPDATE SET key = excluded.key, "
+            "value = excluded.value, tags = excluded.tags, info = excluded.info, "
+            "status = excluded.status, update_time = excluded.update_time",
+            (
+                old.id,
+                old.cube_id,
+                old.version,
+                old.key,
+                old.value,
+                json.dumps(old.tags, ensure_ascii=False),
+                json.dumps(old.info, ensure_ascii=False),
+                str(old.status),
+                rows.ts(old.update_time),
+            ),
+        )
+
+    def set_status(self, scope: Scope, memory_ids: Sequence[str], status: MemoryStatus) -> int:
+        if not memory_ids:
+            return 0
+        now = time.time()
+        with self._tx("changing memory status") as conn:
+            params: list[Any] = [list(memory_ids)]
+            found = conn.execute(
+                f"SELECT m.pk, m.lex_len, {_MEM_SELECT} FROM memories m "
+                f"WHERE m.id = ANY(%s) AND {_scope_sql(scope, params)} AND m.status != %s "
+                "ORDER BY m.pk FOR UPDATE",
+                [*params, str(status)],
+            ).fetchall()
+            delta = _Delta()
+            for row in found:
+                old = rows.memory_from_row(row[2:])
+                self._archive_version(conn, old)
+                if old.status == MemoryStatus.ACTIVATED:
+                    delta.live(int(row[1]), -1)
+                elif status == MemoryStatus.ACTIVATED:
+                    delta.live(int(row[1]))
+            if found:
+                conn.execute(
+                    "UPDATE memories SET status = %s, version = version + 1, update_time = %s "
+                    "WHERE pk = ANY(%s)",
+                    (str(status), now, [int(r[0]) for r in found]),
+                )
+            self._bump(conn, scope.cube_id, delta)
+        return len(found)
+
+    def delete_scope(self, scope: Scope) -> int:
+        params: list[Any] = []
+        where = _scope_sql(scope, params)
+        with self._read("listing memories to delete") as conn:
+            ids = [
+                str(r[0])
+                for r in conn.execute(
+                    f"SELECT m.id FROM memories m WHERE {where} AND m.status = '{LIVE}'", params
+                ).fetchall()
+            ]
+        return self.set_status(scope, ids, MemoryStatus.DELETED)
+
+    def add_edges(self, scope: Scope, edges: Sequence[Edge]) -> None:
+        if not edges:
+            return
+        with self._tx("adding edges") as conn:
+            self._insert_edges(conn, scope, edges)
+
+    @staticmethod
+    def _insert_edges(conn: psycopg.Connection, scope: Scope, edges: Sequence[Edge]) -> None:
+        if not edges:
+            return
+        ids = sorted({e.src_id for e in edges} | {e.dst_id for e in edges})
+        params: list[Any] = [ids]
+        found = {
+            str(r[0])
+            for r in conn.execute(
+                f"SELECT m.id FROM memories m WHERE m.id = ANY(%s) AND {_scope_sql(scope, params)}",
+                params,
+            ).fetchall()
+        }
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise MemoryNotFound(f"memories not found in this scope: {missing[:5]}")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO edges (cube_id, src_id, dst_id, kind, create_time) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [
+                    (scope.cube_id, e.src_id, e.dst_id, e.kind.value, e.create_time.timestamp())
+                    for e in edges
+                ],
+            )
+
+    # ------------------------------------------------------------------- reads
+    def get_memories(
+        self, scope: Scope, memory_ids: Sequence[str], *, include_inactive: bool = False
+    ) -> list[MemoryItem]:
+        if not memory_ids:
+            return []
+        params: list[Any] = [list(memory_ids)]
+        sql = (
+            f"SELECT {_MEM_SELECT} FROM memories m "
+            f"WHERE m.id = ANY(%s) AND {_scope_sql(scope, params)}"
+        )
+        if not include_inactive:
+            sql += f" AND m.status = '{LIVE}'"
+        with self._read("reading memories") as conn:
+            found = {
+                item.id: item
+                for item in map(rows.memory_from_row, conn.execute(sql, params).fetchall())
+            }
+        return [found[i] for i in memory_ids if i in found]
+
+    def list_memories(self, scope: Scope, flt: Node | None, *, offset: int, limit: int) -> Page:
+        params: list[Any] = []
+        where = f"{_scope_sql(scope, params)} AND m.status = '{LIVE}'"
+        if flt is not None:
+            where += " AND " + compile_filter(flt, "m", params)
+        with self._read("listing memories") as conn:
+            total_row = conn.execute(
+                f"SELECT count(*) FROM memories m WHERE {where}", params
+            ).fetchone()
+            items = [
+                rows.memory_from_row(r)
+                for r in conn.execute(
+                    f"SELECT {_MEM_SELECT} FROM memories m WHERE {where} "
+                    "ORDER BY m.create_time DESC, m.pk DESC LIMIT %s OFFSET %s",
+                    [*params, limit, offset],
+                ).fetchall()
+            ]
+        return Page(items=items, total=int(total_row[0]) if total_row else 0)
+
+    def count_memories(self, scope: Scope) -> int:
+        params: list[Any] = []
+        where = _scope_sql(scope, params)
+        with self._read("counting memories") as conn:
+            row = conn.execute(
+                f"SELECT count(*) FROM memories m WHERE {where} AND m.status = '{LIVE}'", params
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def existing_message_ids(
+        self, scope: Scope, conversation_id: str | None, message_ids: Sequence[str]
+    ) -> set[str]:
+        if not message_ids:
+            return set()
+        params: list[Any] = []
+        where = _scope_sql(scope, params)
+        params.extend([conversation_id, list(message_ids)])
+        with self._read("checking message ids") as conn:
+            found = conn.execute(
+                f"SELECT m.message_id FROM messages m WHERE {where} "
+                "AND m.conversation_id IS NOT DISTINCT FROM %s AND m.message_id = ANY(%s)",
+                params,
+            ).fetchall()
+        return {str(r[0]) for r in found}
+
+    def history(self, scope: Scope, memory_id: str) -> list[MemoryVersion]:
+        if not self.get_memories(scope, [memory_id], include_inactive=True):
+            raise MemoryNotFound(f"memory {memory_id!r} not found")
+        with self._read("reading history") as conn:
+            found = conn.execute(
+                "SELECT memory_id, version, key, value, tags, info, status, update_time "
+                "FROM memory_versions WHERE memory_id = %s AND cube_id = %s ORDER BY version",
+                (memory_id, scope.cube_id),
+            ).fetchall()
+        return [
+            MemoryVersion(
+                memory_id=r[0],
+                version=r[1],
+                key=r[2],
+                value=r[3],
+                tags=json.loads(r[4]),
+                info=json.loads(r[5]),
+                status=MemoryStatus(r[6]),
+                update_time=rows.when(r[7]),
+            )
+            for r in found
+        ]
+
+    def edges(self, scope: Scope, memory_id: str) -> list[Edge]:
+        with self._read("reading edges") as conn:
+            found = conn.execute(
+                "SELECT src_id, dst_id, kind, create_time FROM edges "
+                "WHERE cube_id = %s AND (src_id = %s OR dst_id = %s) ORDER BY create_time",
+                (scope.cube_id, memory_id, memory_id),
+            ).fetchall()
+        return [
+            Edge(src_id=r[0], dst_id=r[1], kind=EdgeKind(r[2]), create_time=rows.when(r[3]))
+            for r in found
+        ]
+
+    def list_messages(
+        self, scope: Scope, conversation_id: str | None, *, limit: int
+    ) -> list[Message]:
+        params: list[Any] = []
+        where = _scope_sql(scope, params)
+        if conversation_id is not None:
+            where += " AND m.conversation_id = %s"
+            params.append(conversation_id)
+        with self._read("reading messages") as conn:
+            found = conn.execute(
+                f"SELECT {_MSG_SELECT} FROM messages m WHERE {where} "
+                "ORDER BY m.pk DESC LIMIT %s",
+                [*params, limit],
+            ).fetchall()
+        return [rows.message_from_row(r) for r in reversed(found)]
+
+    def get_messages(self, scope: Scope, ids: Sequence[str]) -> list[Message]:
+        if not ids:
+            return []
+        params: list[Any] = [list(ids)]
+        where = _scope_sql(scope, params)
+        with self._read("reading messages") as conn:
+            found = conn.execute(
+                f"SELECT {_MSG_SELECT} FROM messages m WHERE m.id = ANY(%s) AND {where}", params
+            ).fetchall()
+        by_id = {m.id: m for m in map(rows.message_from_row, found)}
+        return [by_id[i] for i in ids if i in by_id]
+
+    # --------------------------------------------------------------- retrieval
+    def _live_stats(self, conn: psycopg.Connection, cube_id: str) -> tuple[int, int]:
+        row = conn.execute(
+            "SELECT live_count, lex_total FROM cube_stats WHERE cube_id = %s", (cube_id,)
+        ).fetchone()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    def vector_search(
+        self, scope: Scope, query: Vectors, k: int, flt: Node | None
+    ) -> list[VectorHit]:
+        q = np.asarray(query, np.float32).reshape(-1)
+        dims = len(q)
+        if k <= 0 or dims == 0:
+            return []
+        params: list[Any] = []
+        where = f"{_scope_sql(scope, params)} AND m.status = '{LIVE}' AND m.dims = {dims}"
+        if flt is not None:
+            where += " AND " + compile_filter(flt, "m", params)
+        distance = f"(m.vec::vector({dims}) <=> %s::vector({dims}))"
+        with self._read("searching vectors") as conn, conn.transaction():
+            live, _ = self._live_stats(conn, scope.cube_id)
+            if live <= EXACT_LIMIT:
+                # "+ 0": an expression the HNSW index cannot serve, so the planner scans
+                # the cube's rows exactly instead of approximating a small set
+                order = f"{distance} + 0, m.pk"
+            else:
+                order = distance
+                conn.execute(
+                    "SELECT set_config('hnsw.ef_search', %s, true), "
+                    "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                    (str(max(EF_SEARCH, min(k, 1000))),),
+                )
+            found = conn.execute(
+                f"SELECT m.id, {distance} FROM memories m WHERE {where} "
+                f"ORDER BY {order} LIMIT %s",
+                [q, *params, q, k],
+            ).fetchall()
+        hits = [VectorHit(str(r[0]), 1.0 - float(r[1])) for r in found]
+        hits.sort(key=lambda h: -h.score)  # relaxed order: exact order restored here
+        return hits
+
+    def text_search(self, scope: Scope, query: str, k: int, flt: Node | None) -> list[VectorHit]:
+        terms = lexical.query_terms(query[:1000])
+        if k <= 0 or not terms:
+            return []
+        with self._read("searching text") as conn:
+            live, total = self._live_stats(conn, scope.cube_id)
+            if not live:
+                return []
+            dfs = lexical.document_frequencies(conn, scope.cube_id, terms)
+            plan = lexical.plan(terms, dfs, live, total)
+            if plan is None:
+                return []
+            params: list[Any] = [plan.terms, plan.idfs]
+            where = f"{_scope_sql(scope, params)} AND m.status = '{LIVE}'"
+            where += " AND m.lex @@ %s::tsquery"
+            params.append(plan.match)
+            if flt is not None:
+                where += " AND " + compile_filter(flt, "m", params)
+            found = conn.execute(lexical.SCORE_SQL.format(where=where), [
+                *params, plan.candidates, plan.c1, plan.c2, k
+            ]).fetchall()
+        return [VectorHit(str(r[0]), float(r[1])) for r in found]
+
+    def vectors(self, scope: Scope, memory_ids: Sequence[str]) -> Vectors:
+        if not memory_ids:
+            return np.zeros((0, 0), np.float32)
+        params: list[Any] = [list(memory_ids)]
+        with self._read("reading vectors") as conn:
+            found = conn.execute(
+                f"SELECT m.id, m.vec FROM memories m WHERE m.id = ANY(%s) "
+                f"AND {_scope_sql(scope, params)}",
+                params,
+            ).fetchall()
+        by_id = {str(r[0]): _array(r[1]) for r in found}
+        missing = [i for i in memory_ids if i not in by_id]
+        if missing:
+            raise MemoryNotFound(f"no vectors for memories {missing[:5]}")
+        return np.stack([by_id[i] for i in memory_ids])
+
+    def record_usage(self, scope: Scope, usage: Sequence[tuple[str, int, float]]) -> int:
+        if not usage:
+            return 0
+        changed = 0
+        with self._tx("recording memory usage") as conn:
+            for memory_id, uses, last_used in sorted(usage):
+                params: list[Any] = [int(uses), float(last_used), memory_id]
+                in_scope = _scope_sql(scope, params)
+                cur = conn.execute(
+                    "UPDATE memories AS m SET usage_count = m.usage_count + %s, "
+                    "last_used = greatest(coalesce(m.last_used, 0), %s) "
+                    f"WHERE m.id = %s AND {in_scope}",
+                    params,
+                )
+                changed += cur.rowcount
+        return changed
+
+    # ------------------------------------------------------------------- tasks
+    def put_task(self, scope: Scope, task_id: str, status: str, error: str | None = None) -> None:
+        with self._tx("recording a task") as conn:
+            self._put_task(conn, scope, task_id, status, error, now=time.time())
+
+    @staticmethod
+    def _put_task(
+        conn: psycopg.Connection,
+        scope: Scope,
+        task_id: str,
+        status: str,
+        error: str | None,
+        *,
+        now: float,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO tasks (task_id, cube_id, status, error, create_time, update_time) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (task_id) DO UPDATE SET "
+            "status = excluded.status, error = excluded.error, "
+            "update_time = excluded.update_time",
+            (task_id, scope.cube_id, status, error, now, now),
+        )
+
+    def get_task(self, task_id: str) -> tuple[str, str, str | None] | None:
+        with self._read("reading a task") as conn:
+            row = conn.execute(
+                "SELECT cube_id, status, error FROM tasks WHERE task_id = %s", (task_id,)
+            ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), row[2])
+
+    # ------------------------------------------- change sets (fine mode, evolution)
+    def apply(self, scope: Scope, changes: ChangeSet) -> None:
+        if len(changes.add) != len(changes.vectors):
+            raise ValueError("one vector per added memory is required")
+        if not changes:
+            return
+        self._ensure_index(changes.vectors)
+        for rev in changes.revise:
+            if rev.vector is not None:
+                self._ensure_index(np.asarray(rev.vector).reshape(1, -1))
+        now = time.time()
+        with self._tx("committing memory changes") as conn:
+            delta = self._insert_memories(conn, scope, changes.add, changes.vectors)
+            for rev in changes.revise:
+                self._revise(conn, scope, rev, now, delta)
+            for ret in changes.retire:
+                self._retire(conn, scope, ret, now, delta)
+            self._insert_edges(conn, scope, changes.edges)
+            if changes.task is not None:
+                self._put_task(conn, scope, *changes.task, now=now)
+            self._bump(conn, scope.cube_id, delta)
+
+    def _revise(
+        self, conn: psycopg.Connection, scope: Scope, rev: Revision, now: float, delta: _Delta
+    ) -> None:
+        allowed = {"key", "value", "tags", "info", "confidence", "sources"}
+        unknown = set(rev.changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot revise fields {sorted(unknown)}")
+        found = self._locked(conn, scope, rev.memory_id, live_only=True)
+        if found is None:
+            raise MemoryNotFound(f"no active memory {rev.memory_id!r} in this scope")
+        pk, old, old_len = found
+        self._archive_version(conn, old)
+        new = old.model_copy(update=rev.changes)
+        lex, new_len = lexical.document(new.key, new.value, new.context)
+        conn.execute(
+            "UPDATE memories SET key = %s, value = %s, tags = %s, info = %s, confidence = %s, "
+            "sources = %s, version = version + 1, update_time = %s, lex = %s::tsvector, "
+            "lex_len = %s WHERE pk = %s",
+            (
+                new.key,
+                new.value,
+                json.dumps(new.tags, ensure_ascii=False),
+                json.dumps(new.info, ensure_ascii=False),
+                new.confidence,
+                json.dumps([s.model_dump() for s in new.sources], ensure_ascii=False),
+                now,
+                lex,
+                new_len,
+                pk,
+            ),
+        )
+        delta.length += new_len - old_len
+        if rev.vector is not None:
+            self._set_vector(conn, pk, rev.vector)
+
+    def _retire(
+        self, conn: psycopg.Connection, scope: Scope, ret: Retirement, now: float, delta: _Delta
+    ) -> None:
+        found = self._locked(conn, scope, ret.memory_id, live_only=True)
+        if found is None:
+            if ret.missing_ok:
+                return
+            raise MemoryNotFound(f"no active memory {ret.memory_id!r} in this scope")
+        pk, old, old_len = found
+        self._archive_version(conn, old)
+        conn.execute(
+            "UPDATE memories SET status = %s, archive_reason = %s, superseded_by = %s, "
+            "valid_to = %s, version = version + 1, update_time = %s WHERE pk = %s",
+            (
+                MemoryStatus.ARCHIVED.value,
+                ret.reason.value,
+                ret.superseded_by,
+                rows.ts(ret.valid_to),
+                now,
+                pk,
+            ),
+        )
+        delta.live(old_len, -1)
+
+    def superseded(
+        self,
+        scope: Scope,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+        flt: Node | None = None,
+    ) -> list[tuple[MemoryItem, np.ndarray]]:
+        params: list[Any] = []
+        where = f"{_scope_sql(scope, params)} AND m.archive_reason = %s"
+        params.append(ArchiveReason.SUPERSEDED.value)
+        if flt is not None:
+            where += " AND " + compile_filter(flt, "m", params)
+        if start is not None:  # still true when the window opens
+            where += " AND m.valid_to > %s"
+            params.append(start.timestamp())
+        if end is not None:  # already true before it closes
+            where += " AND coalesce(m.event_time, m.create_time) < %s"
+            params.append(end.timestamp())
+        with self._read("reading superseded memories") as conn:
+            found = conn.execute(
+                f"SELECT {_MEM_SELECT}, m.vec FROM memories m WHERE {where} "
+                "ORDER BY m.valid_to DESC LIMIT %s",
+                [*params, limit],
+            ).fetchall()
+        return [
+            (rows.memory_from_row(r[:-1]), _array(r[-1])) for r in found
+        ]
