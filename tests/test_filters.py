@@ -229,9 +229,19 @@ def _item(scope: Scope, name: str, **kw: Any) -> MemoryItem:
     return MemoryItem(user_id=scope.user_id, cube_id=scope.cube_id, key=name, value=name, **kw)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    s = SQLiteStore(tmp_path_factory.mktemp("filters") / "f.db", embed_model="t")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The same rows in each adapter: every case below runs against both compilers."""
+    s: Any
+    if request.param == "sqlite":
+        s = SQLiteStore(tmp_path_factory.mktemp("filters") / "f.db", embed_model="t")
+    else:
+        import pg_support
+
+        from memos.store.postgres import PostgresStore
+
+        url = pg_support.fresh_database(request.getfixturevalue("postgres_url"), "filters")
+        s = PostgresStore(url, embed_model="t", pool_max=2)
     items = [
         _item(SCOPE, "early", create_time=DAY - timedelta(days=1, hours=1),
               tags=["work", "mode:fast"], info={"scene": "work", "n": 1, "flag": True},
@@ -331,7 +341,7 @@ def _case_id(value: Any) -> str | None:
     ],
     ids=_case_id,
 )
-def test_filter_semantics_on_sqlite(store: SQLiteStore, raw: Any, expected: set[str]) -> None:
+def test_filter_semantics(store: SQLiteStore, raw: Any, expected: set[str]) -> None:
     assert names(store, raw) == expected
 
 
