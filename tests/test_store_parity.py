@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_settings
 from pg_support import fresh_database
 
 from memos.domain.models import MessageInput
 from memos.embedders import build_embedder
 from memos.service import MemoryService
 from memos.store.postgres import PostgresStore
+from memos.settings import load_settings
 from memos.store.sqlite import SQLiteStore
 
 NAMES = ["Caroline", "Melanie", "Jon", "Gina", "Tim", "Priya", "Wei", "Lena"]
@@ -77,7 +77,7 @@ def _fill(svc: MemoryService, lines: list[tuple[str, str]]) -> None:
 def services(tmp_path_factory: pytest.TempPathFactory, postgres_url: str
              ) -> Iterator[tuple[MemoryService, MemoryService]]:
     base: Path = tmp_path_factory.mktemp("parity")
-    settings = make_settings(base, "minilm")
+    settings = load_settings({"data_dir": base, "embedder": {"kind": "minilm"}}, environ={})
     embedder = build_embedder(settings.embedder)
     lite = MemoryService(settings, SQLiteStore(base / "memos.db", embed_model=embedder.name),
                          embedder, run_workers=False)

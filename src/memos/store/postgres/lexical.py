@@ -7,12 +7,15 @@ every language gets the same terms on both adapters. BM25 (k1 1.2, b 0.75) is
 computed from the positions (term frequency), ``lex_len`` (document length) and
 the cube's ``cube_stats`` (N and total length).
 
-Document frequencies are counted through the GIN index, capped at ``DF_CAP``:
-a term at least that common (at 1M memories, a word like "like") is left out of
-*matching* and, when it occurs in a candidate, scores with ``DF_CAP`` as its df
-(an upper bound on its idf). Below ``DF_CAP`` matches per term the ranking
-equals the SQLite adapter's; above it the difference is confined to documents
-that share only very common words with the query.
+Cost is bounded at any cube size. Document frequencies are counted through
+the GIN index up to ``DF_CAP``, and at most ``BUDGET`` matching rows are scored:
+candidates are the rows holding the query's rarest terms (ascending df, as many
+terms as fit the budget; a term at least ``DF_CAP`` common scores with ``DF_CAP``
+as its df, an upper bound on its idf). While the query's terms together match
+at most ``BUDGET`` rows (every cube of a few thousand memories, and rare words
+at any size) the ranking equals the SQLite adapter's; beyond that, documents
+that share only common words with the query may be missed, which the vector
+half of hybrid search covers.
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ import psycopg
 from memos.store.sqlite.lexical_index import K1, NEGLIGIBLE, B
 from memos.text.lexical import lexical_text, lexical_tokens
 
-DF_CAP = 5_000
+DF_CAP = 2_000
+BUDGET = 5_000
 MAX_POSITIONS = 256  # PostgreSQL keeps at most 256 positions per lexeme
 MAX_POSITION = 16_383
 MAX_LEXEME_BYTES = 2_000  # PostgreSQL's limit is 2,047
-CANDIDATES = 20_000  # at most this many matching rows are scored when every term is common
 
 
 def _quote(term: str) -> str:
@@ -97,8 +100,12 @@ def plan(terms: list[str], dfs: list[int], live: int, total_len: int) -> Plan | 
     # as the SQLite index: a term in (nearly) every document is left out when the
     # query has anything else
     useful = [w for w in weighted if w[1] * (K1 + 1) >= NEGLIGIBLE] or weighted
-    rare = [w for w in useful if w[2] < DF_CAP]
-    matching = rare or useful
+    matching, matched = [], 0
+    for w in sorted(useful, key=lambda w: w[2]):
+        if matching and matched + w[2] > BUDGET:
+            break
+        matching.append(w)
+        matched += w[2]
     avgdl = max(total_len / max(live, 1), 1e-9)
     return Plan(
         terms=[w[0] for w in useful],
@@ -106,7 +113,7 @@ def plan(terms: list[str], dfs: list[int], live: int, total_len: int) -> Plan | 
         match=tsquery([w[0] for w in matching]),
         c1=K1 * (1 - B),
         c2=K1 * B / avgdl,
-        candidates=CANDIDATES,
+        candidates=BUDGET,
     )
 
 
