@@ -18,14 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pg_support import fresh_database
 
 from memos.domain.models import MessageInput
 from memos.embedders import build_embedder
 from memos.service import MemoryService
-from memos.store.postgres import PostgresStore
 from memos.settings import load_settings
+from memos.store.postgres import PostgresStore
 from memos.store.sqlite import SQLiteStore
+from pg_support import fresh_database
 
 NAMES = ["Caroline", "Melanie", "Jon", "Gina", "Tim", "Priya", "Wei", "Lena"]
 THINGS = [

