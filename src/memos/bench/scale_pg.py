@@ -20,6 +20,7 @@ so the run needs nothing installed). Per size:
 from __future__ import annotations
 
 import functools
+import json
 import random
 import threading
 import time
@@ -43,16 +44,23 @@ from memos.settings import Settings, load_settings
 DEFAULT_OUT = Path("bench/results/scale_pg.json")
 CLIENTS = 8
 SERVERS = 2
+LOAD_META = "bench_scale_load"
 
 
-def _database(admin_url: str, name: str) -> str:
-    """A fresh, empty database on the server of ``admin_url``; returns its URL."""
+def _database(admin_url: str, name: str, *, reuse: bool) -> tuple[str, bool]:
+    """The database ``name`` on the server of ``admin_url``: (URL, reused).
+
+    With ``reuse``, an existing database is kept (a previous run loaded it);
+    otherwise it is dropped and created empty.
+    """
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')  # generated identifiers only
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not (reuse and found):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')  # generated identifiers only
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(admin_url)._replace(path="/" + name)), bool(reuse and found)
 
 
 def _pg_matrix(url: str, cube_id: str) -> Vectors:
@@ -117,12 +125,25 @@ def _load(
         t0 = time.perf_counter()
         svc.store.build_vector_index(dims, maintenance_work_mem="4GB")  # type: ignore[attr-defined]
         index_s = time.perf_counter() - t0
+        vacuum_s = _vacuum(url)
+        progress(f"  HNSW index {index_s:.1f} s, VACUUM ANALYZE {vacuum_s:.1f} s")
+        load = {"ingest": ingest, "hnsw_build_seconds": round(index_s, 1),
+                "vacuum_analyze_seconds": round(vacuum_s, 1)}
+        # kept with the data, so a --reuse run reports how the database was built
+        svc.store.set_meta(LOAD_META, json.dumps(load))
     finally:
         svc.close()
-    vacuum_s = _vacuum(url)
-    progress(f"  HNSW index {index_s:.1f} s, VACUUM ANALYZE {vacuum_s:.1f} s")
-    return {"ingest": ingest, "hnsw_build_seconds": round(index_s, 1),
-            "vacuum_analyze_seconds": round(vacuum_s, 1)}
+    return load
+
+
+def _loaded(url: str, settings: Settings, real: Embedder) -> dict[str, Any] | None:
+    """How a reused database was loaded (None when the load never finished)."""
+    svc = _service(settings, url, real)
+    try:
+        raw = svc.store.get_meta(LOAD_META)
+    finally:
+        svc.close()
+    return None if raw is None else dict(json.loads(raw))
 
 
 def _http(
@@ -202,8 +223,13 @@ def run_scale_pg(
     servers: int = SERVERS,
     progress: Progress = log_progress,
     work_dir: Path | None = None,
+    reuse: bool = False,
 ) -> dict[str, Any]:
-    """Every size as one tenant on PostgreSQL; ``store`` is a server URL or ``embedded``."""
+    """Every size as one tenant on PostgreSQL; ``store`` is a server URL or ``embedded``.
+
+    ``reuse`` keeps a database ``memos_scale_<n>`` that a previous run loaded
+    completely and only measures (loading 1M memories takes most of an hour).
+    """
     import tempfile
 
     wall = time.perf_counter()
@@ -230,15 +256,22 @@ def run_scale_pg(
             runs = []
             for n in sorted(sizes):
                 root = tmp / f"n{n}"
-                url = _database(admin, f"memos_scale_{n}_{uuid.uuid4().hex[:6]}")
+                name = f"memos_scale_{n}" if reuse else f"memos_scale_{n}_{uuid.uuid4().hex[:6]}"
+                url, reused = _database(admin, name, reuse=reuse)
                 settings = load_settings({"data_dir": root / "data"})
-                texts, parts = sb.make_corpus(sentences, n)
-                corpus = sb._Corpus(texts, parts, sb.corpus_token_counts(sentences, parts))
-                embedder = sb.ComposedEmbedder(real, texts, parts, sentence_vecs)
-                progress(f"[{n:,}] ingesting {n:,} messages into PostgreSQL as one tenant")
                 started = time.perf_counter()
-                load = _load(url, settings, corpus, embedder, exact_messages, real.dim, progress)
-                del texts, parts, corpus, embedder
+                load = _loaded(url, settings, real) if reused else None
+                if load is None:
+                    url, _ = _database(admin, name, reuse=False)
+                    texts, parts = sb.make_corpus(sentences, n)
+                    corpus = sb._Corpus(texts, parts, sb.corpus_token_counts(sentences, parts))
+                    embedder = sb.ComposedEmbedder(real, texts, parts, sentence_vecs)
+                    progress(f"[{n:,}] ingesting {n:,} messages into PostgreSQL as one tenant")
+                    load = _load(url, settings, corpus, embedder, exact_messages, real.dim,
+                                 progress)
+                    del texts, parts, corpus, embedder
+                else:
+                    progress(f"[{n:,}] reusing {name}, loaded by an earlier run")
                 disk = _db_bytes(url)
                 disk["bytes_per_memory"] = round(disk["database_bytes"] / n)
                 progress(f"[{n:,}] {disk['bytes_per_memory']} B/memory; measuring searches")

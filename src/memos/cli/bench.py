@@ -581,6 +581,12 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str | None) -> l
     show_default=True,
     help="memos serve processes sharing the database (PostgreSQL run).",
 )
+@click.option(
+    "--reuse",
+    is_flag=True,
+    help="PostgreSQL run: keep the databases memos_scale_<n> a previous --reuse run "
+    "loaded and only measure (loading 1M memories takes most of an hour).",
+)
 def scale(
     sizes: list[int] | None,
     n_memories: int | None,
@@ -595,6 +601,7 @@ def scale(
     store_url: str | None,
     clients: int,
     servers: int,
+    reuse: bool,
 ) -> None:
     """Search latency, ingest, index build, disk and RSS from 10k to 1M memories."""
     from memos.bench import locomo as lb
@@ -607,7 +614,7 @@ def scale(
         raise click.UsageError("give --sizes or --n, not both")
     if store_url is not None:
         _scale_pg(sizes, store_url, queries, http_queries, exact_messages, data_path,
-                  work_dir, out, clients, servers)
+                  work_dir, out, clients, servers, reuse)
         return
     try:
         results = sb.run_scale(
@@ -643,6 +650,7 @@ def _scale_pg(
     out: Path | None,
     clients: int,
     servers: int,
+    reuse: bool,
 ) -> None:
     from memos.bench import locomo as lb
     from memos.bench import scale_pg as pg
@@ -661,6 +669,7 @@ def _scale_pg(
             servers=servers,
             progress=_progress,
             work_dir=work_dir,
+            reuse=reuse,
         )
     except BenchError as exc:
         raise click.ClickException(str(exc)) from exc
