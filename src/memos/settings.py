@@ -13,11 +13,11 @@ import json
 import logging
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from memos.errors import ConfigError
 
@@ -121,11 +121,34 @@ class QueueSettings(BaseModel):
 
     # None: a SQLite queue in the data dir; redis://host:6379/0 for many servers/workers.
     url: str | None = None
+    # Redis only: the key prefix, so several deployments can share one Redis.
+    prefix: str = Field(default="memos:queue", min_length=1, max_length=200)
     # Worker threads inside ``memos serve``; 0 leaves the work to ``memos worker``.
     workers: int = Field(default=1, ge=0, le=64)
     # A task whose worker stops heartbeating is re-run after this long.
     lease_s: float = Field(default=60.0, gt=0)
     backoff_base_s: float = Field(default=2.0, gt=0)
+
+
+class StoreSettings(BaseModel):
+    """Where memories live (``memos.store.factory.build_store``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # None or "": SQLite at <data_dir>/memos.db; sqlite:///path/to/memos.db; or
+    # postgresql://user:password@host:5432/db (pip install 'memos[postgres]'),
+    # which any number of API servers and workers share.
+    url: str | None = None
+    # PostgreSQL connections per process (each API server process and each worker).
+    pool_min: int = Field(default=1, ge=1, le=1000)
+    pool_max: int = Field(default=10, ge=1, le=1000)
+    pool_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> StoreSettings:
+        if self.pool_max < self.pool_min:
+            raise ValueError(f"store.pool_max ({self.pool_max}) < store.pool_min ({self.pool_min})")
+        return self
 
 
 class LLMSettings(BaseModel):
@@ -186,6 +209,10 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "INFO"
+    # API server processes behind the one port (``memos serve --workers``); not
+    # the task workers, which are ``queue.workers`` threads per process.
+    workers: int = Field(default=1, ge=1, le=64)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     reader: ReaderSettings = Field(default_factory=ReaderSettings)
@@ -203,9 +230,17 @@ class Settings(BaseModel):
 
 # Flat ``MEMOS_LLM_<FIELD>`` names (``MEMOS_LLM_BASE_URL``, ``MEMOS_LLM_MODEL`` ...) are
 # what other MemOS deployments set; they map onto ``llm.<field>``, and likewise
-# ``MEMOS_QUEUE_URL`` onto ``queue.url``. The nested ``MEMOS_LLM__<FIELD>`` form
-# wins when both are set.
-_FLAT_SECTIONS: dict[str, type[BaseModel]] = {"llm": LLMSettings, "queue": QueueSettings}
+# ``MEMOS_QUEUE_URL`` onto ``queue.url`` and ``MEMOS_STORE_URL`` onto ``store.url``.
+# The nested ``MEMOS_LLM__<FIELD>`` form wins when both are set.
+_FLAT_SECTIONS: dict[str, type[BaseModel]] = {
+    "llm": LLMSettings,
+    "queue": QueueSettings,
+    "store": StoreSettings,
+}
+
+# ``memos serve --workers N`` hands the settings it resolved (config file, env,
+# flags) to its worker processes as JSON in this variable; not a setting itself.
+RESOLVED_SETTINGS_ENV = ENV_PREFIX + "RESOLVED_SETTINGS"
 
 
 def _env_parts(key: str) -> list[str]:
@@ -286,3 +321,23 @@ def load_settings(
         return Settings.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(f"invalid settings: {exc}") from None
+
+
+def hand_down(settings: Settings, environ: MutableMapping[str, str] | None = None) -> None:
+    """Put ``settings`` where processes started from this one find them (JSON in
+    ``MEMOS_RESOLVED_SETTINGS``), so every ``memos serve`` worker process runs
+    with exactly what the parent resolved, flags included."""
+    env = os.environ if environ is None else environ
+    env[RESOLVED_SETTINGS_ENV] = settings.model_dump_json()
+
+
+def inherited_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings a parent handed down (``hand_down``); else read as usual."""
+    env = os.environ if environ is None else environ
+    text = env.get(RESOLVED_SETTINGS_ENV)
+    if not text:
+        return load_settings(environ=env)
+    try:
+        return Settings.model_validate_json(text)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {RESOLVED_SETTINGS_ENV}: {exc}") from None

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from memos import __version__
 from memos.api import cloud, errors, product
 from memos.service import MemoryService
-from memos.settings import Settings, load_settings
+from memos.settings import Settings, inherited_settings, load_settings
 
 logger = logging.getLogger("memos.api")
 
@@ -58,3 +58,18 @@ def create_app(settings: Settings | None = None, service: MemoryService | None =
         return response
 
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """uvicorn's app factory in each ``memos serve --workers N`` process.
+
+    The parent resolved the settings (config file, environment, flags) and
+    handed them down as JSON (``memos.settings.hand_down``); each process opens
+    its own service on them. Log lines carry the process id.
+    """
+    settings = inherited_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s",
+    )
+    return create_app(settings)

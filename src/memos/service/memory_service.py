@@ -47,7 +47,7 @@ from memos.errors import (
 )
 from memos.llm import LLM, build_llm
 from memos.organize import Organizer
-from memos.queue import TaskQueue, build_queue
+from memos.queue import QUEUE_FILE, REDIS_SCHEMES, TaskQueue, build_queue
 from memos.reader.fast import FastReader
 from memos.reader.fine import Extraction, FineReader, Kind
 from memos.rerank import Reranker, RerankResult, build_reranker
@@ -59,7 +59,7 @@ from memos.service.refine import Refiner
 from memos.service.scheduler import Scheduler, TaskView
 from memos.settings import Settings
 from memos.store.base import MemoryStore
-from memos.store.sqlite import SQLiteStore
+from memos.store.factory import open_store, store_kind
 from memos.text.timeparse import parse_chat_time
 from memos.text.tokens import count_tokens
 from memos.working import Observed, WorkingConfig, WorkingKey, WorkingMemory
@@ -91,6 +91,30 @@ class RerankOutcome:
     model: str
     results: list[RerankResult]
     prompt_tokens: int
+
+
+def _open_queue(settings: Settings) -> TaskQueue:
+    """The task queue ``queue.url`` names (default: SQLite in the data dir)."""
+    qs = settings.queue
+    target = qs.url or settings.data_dir
+    options: dict[str, Any] = {"default_lease_s": qs.lease_s, "backoff_base_s": qs.backoff_base_s}
+    unreachable: tuple[type[Exception], ...] = ()
+    if str(target).startswith(REDIS_SCHEMES):
+        options["prefix"] = qs.prefix
+        try:
+            import redis
+        except ImportError:
+            raise ConfigError(
+                "MEMOS_QUEUE_URL names Redis but redis-py is not installed: "
+                "pip install 'memos[redis]'"
+            ) from None
+        unreachable = (redis.RedisError,)
+    try:
+        return build_queue(target, **options)
+    except ValueError as exc:
+        raise ConfigError(f"MEMOS_QUEUE_URL: {exc}") from exc
+    except unreachable as exc:
+        raise ConfigError(f"MEMOS_QUEUE_URL: cannot use the Redis queue: {exc}") from exc
 
 
 class MemoryService:
@@ -129,14 +153,7 @@ class MemoryService:
         self._qcache_lock = threading.Lock()
         qs = settings.queue
         if queue is None:
-            try:
-                queue = build_queue(
-                    qs.url or settings.data_dir,
-                    default_lease_s=qs.lease_s,
-                    backoff_base_s=qs.backoff_base_s,
-                )
-            except ValueError as exc:
-                raise ConfigError(f"MEMOS_QUEUE_URL: {exc}") from exc
+            queue = _open_queue(settings)
         self.scheduler = Scheduler(
             queue,
             store,
@@ -177,18 +194,17 @@ class MemoryService:
         llm: LLM | None = None,
         run_workers: bool | None = None,
     ) -> MemoryService:
-        """Build the embedded default: SQLite under ``data_dir`` and the configured
-        embedder, LLM and reranker (the arguments replace what settings name)."""
+        """Build the service settings describe: the store ``store.url`` names (SQLite
+        under ``data_dir`` by default, or PostgreSQL) and the configured embedder,
+        LLM and reranker (the arguments replace what settings name)."""
         embedder = embedder or build_embedder(settings.embedder)
-        store = SQLiteStore(settings.db_path, embed_model=embedder.name)
-        recorded = store.get_meta("embed_model")
-        if recorded is None:
-            store.set_meta("embed_model", embedder.name)
-        elif recorded != embedder.name:
-            store.close()
-            raise ConfigError(
-                f"{settings.data_dir} was built with embedder {recorded!r} but "
-                f"{embedder.name!r} is configured; use the same embedder or a new --data-dir"
+        store = open_store(settings, embedder.name)
+        if store_kind(settings.store.url) == "postgres" and not settings.queue.url:
+            logger.warning(
+                "the store is shared (PostgreSQL) but tasks queue in %s: servers and "
+                "workers elsewhere will not see them; set MEMOS_QUEUE_URL=redis://... "
+                "to share the queue too",
+                settings.data_dir / QUEUE_FILE,
             )
         try:
             llm = llm or build_llm(settings.llm)
@@ -197,6 +213,15 @@ class MemoryService:
             store.close()
             raise
         return cls(settings, store, embedder, reranker=reranker, llm=llm, run_workers=run_workers)
+
+    @staticmethod
+    def preflight(settings: Settings) -> None:
+        """Open and close what all processes share (the store, with its migrations
+        and embedder check, and the task queue), so a bad setting fails once,
+        before ``memos serve --workers N`` starts its processes."""
+        embedder = build_embedder(settings.embedder)
+        open_store(settings, embedder.name).close()
+        _open_queue(settings).close()
 
     def close(self) -> None:
         self.scheduler.close()

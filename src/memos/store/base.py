@@ -8,7 +8,7 @@ all backend SQL inside their own package and translate driver errors into
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -27,6 +27,7 @@ from memos.domain.models import (
     Scope,
 )
 from memos.embedders.base import Vectors
+from memos.store.records import Embed, Record, Records
 
 
 class VectorHit(NamedTuple):
@@ -78,6 +79,11 @@ class ChangeSet:
 
 
 class MemoryStore(Protocol):
+    # --- store metadata (e.g. the embedder its vectors came from) ---
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
     # --- cubes (the hard tenant partition) ---
     def claim_cube(self, user_id: str, cube_id: str) -> None:
         """Create ``cube_id`` owned by ``user_id`` or check the user owns it.
@@ -200,6 +206,36 @@ class MemoryStore(Protocol):
 
     def get_task(self, task_id: str) -> tuple[str, str, str | None] | None:
         """(cube_id, status, error) of a task, or None."""
+        ...
+
+    # --- transfer (``memos export`` / ``memos import``; see memos.store.records) ---
+    def cubes(self) -> list[tuple[str, str]]:
+        """Every cube as (cube_id, owner_id), by cube id."""
+        ...
+
+    def export_cube(self, cube_id: str, *, vectors: bool = True) -> Iterator[Record]:
+        """Stream one cube as JSON-able records from one consistent snapshot.
+
+        The order is deterministic and the same on every adapter: the ``cube``
+        record, its ``memory`` records in insertion order (every status, with
+        usage, and the ``vector`` and its ``model`` unless ``vectors`` is
+        False), then ``version``, ``edge``, ``message`` and ``task`` records.
+        Raises NotFound for an unknown cube. Rows are fetched in slices, never
+        the whole cube at once.
+        """
+        ...
+
+    def import_records(self, records: Records, *, embed: Embed | None) -> dict[str, int]:
+        """Write exported records, keeping ids, versions, times and usage exactly.
+
+        One transaction per batch of records; the adapter's derived state
+        (caches, keyword statistics, vector index) follows. A memory without a
+        vector gets one from ``embed`` (refused when it is None). A cube owned
+        by another user is refused (PermissionDenied); a record already stored
+        in the same cube is skipped, so importing a file twice adds nothing;
+        an id stored in another cube is refused (InvalidParameter). Returns the
+        records written per kind and ``skipped``.
+        """
         ...
 
     def close(self) -> None: ...
