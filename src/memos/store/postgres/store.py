@@ -47,11 +47,12 @@ from memos.store.base import ChangeSet, Retirement, Revision, VectorHit
 from memos.store.postgres import lexical
 from memos.store.postgres.filters import compile_filter
 from memos.store.postgres.schema import ensure_vector_index, migrate
+from memos.store.records import Embed, Record, Records
 
 logger = logging.getLogger(__name__)
 
 LIVE = MemoryStatus.ACTIVATED.value
-EXACT_LIMIT = 10_000
+EXACT_LIMIT = 5_000
 """Cubes up to this many live memories are searched exactly (a scan is fast and
 exact); larger ones through the HNSW index."""
 EF_SEARCH = 100
@@ -131,9 +132,13 @@ class PostgresStore:
         pool_min: int = 1,
         pool_max: int = 10,
         pool_timeout_s: float = 30.0,
+        vector_index: bool = True,
     ) -> None:
+        """``vector_index=False`` leaves the HNSW index to ``build_vector_index``
+        (bulk loads: building it once afterwards is much faster than growing it)."""
         self.url = url
         self.embed_model = embed_model
+        self._vector_index = vector_index
         self._indexed_dims: set[int] = set()
         with _translate("connecting to the database"):
             with psycopg.connect(url, autocommit=True) as conn:
@@ -203,8 +208,18 @@ class PostgresStore:
         return [(str(r[0]), str(r[1])) for r in found]
 
     # ------------------------------------------------------------------ writes
+    def build_vector_index(self, dims: int, *, maintenance_work_mem: str = "1GB") -> None:
+        """Create the HNSW index for ``dims``-dimensional vectors now (idempotent)."""
+        with self._read("building the vector index") as conn:
+            conn.execute(
+                "SELECT set_config('maintenance_work_mem', %s, false)", (maintenance_work_mem,)
+            )
+            ensure_vector_index(conn, dims)
+            conn.execute("RESET maintenance_work_mem")
+        self._indexed_dims.add(int(dims))
+
     def _ensure_index(self, vectors: Vectors) -> None:
-        if not len(vectors):
+        if not len(vectors) or not self._vector_index:
             return
         dims = int(np.asarray(vectors).shape[-1])
         if dims not in self._indexed_dims:
@@ -636,10 +651,12 @@ class PostgresStore:
             return np.zeros((0, 0), np.float32)
         params: list[Any] = [list(memory_ids)]
         with self._read("reading vectors") as conn:
+            # binary: a vector arrives as 1.5 kB of float32, not 4 kB of text to parse
             found = conn.execute(
                 f"SELECT m.id, m.vec FROM memories m WHERE m.id = ANY(%s) "
                 f"AND {_scope_sql(scope, params)}",
                 params,
+                binary=True,
             ).fetchall()
         by_id = {str(r[0]): _array(r[1]) for r in found}
         missing = [i for i in memory_ids if i not in by_id]
@@ -803,3 +820,14 @@ class PostgresStore:
         return [
             (rows.memory_from_row(r[:-1]), _array(r[-1])) for r in found
         ]
+
+    # ------------------------------------- transfer (memos export / memos import)
+    def export_cube(self, cube_id: str, *, vectors: bool = True) -> Iterator[Record]:
+        from memos.store.postgres import transfer
+
+        return transfer.export_cube(self, cube_id, vectors=vectors)
+
+    def import_records(self, records: Records, *, embed: Embed | None) -> dict[str, int]:
+        from memos.store.postgres import transfer
+
+        return transfer.import_records(self, records, embed=embed)

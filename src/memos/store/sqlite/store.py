@@ -39,6 +39,7 @@ from memos.embedders.base import Vectors
 from memos.errors import MemoryNotFound, PermissionDenied, StoreError
 from memos.store import rows
 from memos.store.base import ChangeSet, Retirement, Revision, VectorHit
+from memos.store.records import Embed, Record, Records
 from memos.store.sqlite.filters import compile_filter
 from memos.store.sqlite.lexical_index import CubeLexicon
 from memos.store.sqlite.schema import apply_migrations
@@ -901,6 +902,22 @@ class SQLiteStore:
                 .fetchall()
             )
         return [(rows.memory_from_row(r[:-1]), np.frombuffer(r[-1], np.float32)) for r in found]
+
+    # ------------------------------------- transfer (memos export / memos import)
+    def cubes(self) -> list[tuple[str, str]]:
+        from memos.store.sqlite import transfer
+
+        return transfer.cubes(self)
+
+    def export_cube(self, cube_id: str, *, vectors: bool = True) -> Iterator[Record]:
+        from memos.store.sqlite import transfer
+
+        return transfer.export_cube(self, cube_id, vectors=vectors)
+
+    def import_records(self, records: Records, *, embed: Embed | None) -> dict[str, int]:
+        from memos.store.sqlite import transfer
+
+        return transfer.import_records(self, records, embed=embed)
 
 
 def _marks(n: int) -> str:
