@@ -237,7 +237,6 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         s = SQLiteStore(tmp_path_factory.mktemp("filters") / "f.db", embed_model="t")
     else:
         import pg_support
-
         from memos.store.postgres import PostgresStore
 
         url = pg_support.fresh_database(request.getfixturevalue("postgres_url"), "filters")
