@@ -22,6 +22,7 @@ for the caller's threshold, never for the order.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -45,6 +46,8 @@ TIME_WEIGHT = 1.0
 # Superseded versions a looking-back query may bring in (they compete with the
 # current version only when the query asks for the past).
 SUPERSEDED_POOL = 20
+# Runs the keyword channel beside the vector one for stores with ``concurrent_reads``.
+_CHANNELS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="memos-search")
 
 
 @dataclass
@@ -143,11 +146,23 @@ class HybridSearcher:
         pool = max(self.settings.candidate_pool, limit * 4)
         k = self.settings.rrf_k
         cands: dict[str, Candidate] = {}
+        # A store on a database server answers both channels at once on two
+        # connections (the server's cores do the work); an in-process store would
+        # only contend for this process's.
+        text_future = (
+            _CHANNELS.submit(self.store.text_search, scope, query, pool, flt)
+            if getattr(self.store, "concurrent_reads", False)
+            else None
+        )
         for rank, hit in enumerate(self.store.vector_search(scope, qvec, pool, flt)):
             c = cands.setdefault(hit.memory_id, Candidate(hit.memory_id))
             c.fused += self.settings.vector_weight / (k + rank + 1)
             c.cosine = hit.score
-        text_hits = self.store.text_search(scope, query, pool, flt)
+        text_hits = (
+            text_future.result()
+            if text_future is not None
+            else self.store.text_search(scope, query, pool, flt)
+        )
         best = text_hits[0].score if text_hits else 0.0
         for rank, hit in enumerate(text_hits):
             c = cands.setdefault(hit.memory_id, Candidate(hit.memory_id))

@@ -8,12 +8,13 @@ computed from the positions (term frequency), ``lex_len`` (document length) and
 the cube's ``cube_stats`` (N and total length).
 
 Cost is bounded at any cube size. Document frequencies are counted through
-the GIN index up to ``DF_CAP``, and at most ``BUDGET`` matching rows are scored:
+the GIN index up to ``DF_CAP``, except for the terms ANALYZE's statistics
+(``pg_stats.most_common_elems``) already show to be that common, whose df is
+read off the statistics; at most ``BUDGET`` matching rows are scored:
 candidates are the rows holding the query's rarest terms (ascending df, as many
-terms as fit the budget; a term at least ``DF_CAP`` common scores with ``DF_CAP``
-as its df, an upper bound on its idf). While the query's terms together match
-at most ``BUDGET`` rows (every cube of a few thousand memories, and rare words
-at any size) the ranking equals the SQLite adapter's. When even the rarest
+terms under ``DF_CAP`` as fit the budget). While the query's terms together
+match at most ``BUDGET`` rows (every cube of a few thousand memories, and rare
+words at any size) the ranking equals the SQLite adapter's. When even the rarest
 term is that common, candidates are the rows holding at least two of the four
 rarest terms. Either way, documents that share only common words with the query
 may be missed in large cubes, which the vector half of hybrid search covers.
@@ -31,7 +32,8 @@ from memos.store.sqlite.lexical_index import K1, NEGLIGIBLE, B
 from memos.text.lexical import lexical_text, lexical_tokens
 
 DF_CAP = 2_000
-BUDGET = 5_000
+BUDGET = 3_000
+STATS_TTL_S = 300.0  # how long a process keeps the lexeme statistics
 MAX_POSITIONS = 256  # PostgreSQL keeps at most 256 positions per lexeme
 MAX_POSITION = 16_383
 MAX_LEXEME_BYTES = 2_000  # PostgreSQL's limit is 2,047
@@ -93,7 +95,7 @@ class Plan:
 def plan(terms: list[str], dfs: list[int], live: int, total_len: int) -> Plan | None:
     """Which terms score, with what idf, and which select candidates; None: no match."""
     weighted = [
-        (t, math.log(1.0 + (live - df + 0.5) / (df + 0.5)), df)
+        (t, math.log(1.0 + max(live - df + 0.5, 0.5) / (df + 0.5)), df)
         for t, df in zip(terms, dfs, strict=True)
         if df
     ]
@@ -102,19 +104,23 @@ def plan(terms: list[str], dfs: list[int], live: int, total_len: int) -> Plan | 
     # as the SQLite index: a term in (nearly) every document is left out when the
     # query has anything else
     useful = [w for w in weighted if w[1] * (K1 + 1) >= NEGLIGIBLE] or weighted
-    matching: list[tuple[str, float, int]] = []
+    by_df = sorted(useful, key=lambda w: w[2])
+    matching: list[str] = []
     matched = 0
-    for w in sorted(useful, key=lambda w: w[2]):
-        if matching and matched + w[2] > BUDGET:
+    for term, _, df in by_df:
+        if df >= DF_CAP or (matching and matched + df > BUDGET):
             break
-        matching.append(w)
-        matched += w[2]
-    match = tsquery([w[0] for w in matching])
-    if matching[0][2] >= DF_CAP and len(useful) > 1:
+        matching.append(term)
+        matched += df
+    if matching:
+        match = tsquery(matching)
+    elif len(by_df) > 1:
         # even the rarest term is common (large cubes): candidates are the rows
         # holding at least two of the four rarest terms, the ones BM25 ranks first
-        rarest = [_quote(w[0]) for w in sorted(useful, key=lambda w: w[2])[:4]]
+        rarest = [_quote(w[0]) for w in by_df[:4]]
         match = " | ".join(f"({a} & {b})" for a, b in itertools.combinations(rarest, 2))
+    else:
+        match = tsquery([by_df[0][0]])
     avgdl = max(total_len / max(live, 1), 1e-9)
     return Plan(
         terms=[w[0] for w in useful],
@@ -124,6 +130,34 @@ def plan(terms: list[str], dfs: list[int], live: int, total_len: int) -> Plan | 
         c2=K1 * B / avgdl,
         candidates=BUDGET,
     )
+
+
+def common_lexemes(conn: psycopg.Connection) -> dict[str, float]:
+    """Share of rows holding each of the table's most common lexemes (ANALYZE's
+    statistics; empty until the table was analysed)."""
+    row = conn.execute(
+        "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+        "WHERE schemaname = current_schema() AND tablename = 'memories' AND attname = 'lex'"
+    ).fetchone()
+    if row is None or row[0] is None or row[1] is None:
+        return {}
+    return {str(t): float(f) for t, f in zip(row[0], row[1], strict=False)}
+
+
+def estimate_frequencies(
+    conn: psycopg.Connection, cube_id: str, terms: list[str], common: dict[str, float], live: int
+) -> list[int]:
+    """Document frequencies: counted for the terms the statistics call rare, read off
+    the statistics (share of rows x the cube's size) for the common ones, whose
+    exact count would walk a posting list of tens of thousands of rows."""
+    estimated = {t: int(common[t] * live) for t in terms if t in common}
+    counted = iter(document_frequencies(
+        conn, cube_id, [t for t in terms if estimated.get(t, 0) < DF_CAP]
+    ))
+    return [
+        min(estimated[t], live) if estimated.get(t, 0) >= DF_CAP else next(counted)
+        for t in terms
+    ]
 
 
 # {where} is built by the store from its scope predicate and compiled filter.

@@ -124,6 +124,10 @@ class _Delta:
 class PostgresStore:
     """The scale-out store: PostgreSQL 15+ with pgvector 0.5+ (any host, managed or not)."""
 
+    # Search may run its vector and keyword queries at once (each on its own
+    # pooled connection): the server does the work, in parallel.
+    concurrent_reads = True
+
     def __init__(
         self,
         url: str,
@@ -140,6 +144,7 @@ class PostgresStore:
         self.embed_model = embed_model
         self._vector_index = vector_index
         self._indexed_dims: set[int] = set()
+        self._lexeme_stats: tuple[float, dict[str, float]] = (-1e9, {})
         with _translate("connecting to the database"):
             with psycopg.connect(url, autocommit=True) as conn:
                 migrate(conn)
@@ -589,6 +594,12 @@ class PostgresStore:
         ).fetchone()
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
+    def _common_lexemes(self, conn: psycopg.Connection) -> dict[str, float]:
+        now = time.monotonic()
+        if now - self._lexeme_stats[0] > lexical.STATS_TTL_S:
+            self._lexeme_stats = (now, lexical.common_lexemes(conn))
+        return self._lexeme_stats[1]
+
     def vector_search(
         self, scope: Scope, query: Vectors, k: int, flt: Node | None
     ) -> list[VectorHit]:
@@ -631,7 +642,9 @@ class PostgresStore:
             live, total = self._live_stats(conn, scope.cube_id)
             if not live:
                 return []
-            dfs = lexical.document_frequencies(conn, scope.cube_id, terms)
+            dfs = lexical.estimate_frequencies(
+                conn, scope.cube_id, terms, self._common_lexemes(conn), live
+            )
             plan = lexical.plan(terms, dfs, live, total)
             if plan is None:
                 return []
