@@ -182,3 +182,19 @@ def test_keyword_plan_bounds_the_rows_it_scores() -> None:
     assert lexical.plan(["x"], [0], live=10, total_len=100) is None
     # a lexeme with quotes or backslashes stays one bound literal
     assert lexical.tsquery(["it's", "a\\b"]) == "'it''s' | 'a\\\\b'"
+
+
+def test_db_command_reports_and_moves_the_schema(empty_db: str) -> None:
+    from click.testing import CliRunner
+
+    from memos.cli.main import cli
+
+    runner = CliRunner()
+    up = runner.invoke(cli, ["db", "migrate", "--store-url", empty_db])
+    assert up.exit_code == 0 and MIGRATIONS[0].name in up.output
+    shown = runner.invoke(cli, ["db", "status", "--store-url", empty_db])
+    assert f"applied: {HEAD}" in shown.output
+    down = runner.invoke(cli, ["db", "migrate", "--store-url", empty_db, "--to", "base"])
+    assert down.exit_code == 0 and tables(empty_db) == set()
+    bad = runner.invoke(cli, ["db", "migrate", "--store-url", empty_db, "--to", "nope"])
+    assert bad.exit_code != 0 and "unknown migration" in bad.output

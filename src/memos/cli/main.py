@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from memos.cli.bench import bench
+from memos.cli.db import db
 from memos.cli.extract import extract
 from memos.cli.memories import COMMANDS
 from memos.cli.transfer import export_cmd, import_cmd
@@ -286,6 +287,7 @@ cli.add_command(extract)
 cli.add_command(bench)
 cli.add_command(export_cmd)
 cli.add_command(import_cmd)
+cli.add_command(db)
 
 
 def main() -> None:

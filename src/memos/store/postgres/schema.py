@@ -3,7 +3,7 @@
 Every migration is a pair of SQL scripts run in one transaction together with
 the row that records it, under an advisory lock, so several servers starting
 at once apply each step exactly once. ``migrate(conn, target)`` moves the
-schema to any version, up or down (``memos db migrate --to``).
+schema to any version, up or down (``memos db migrate --to NAME|base``).
 
 Column types mirror the SQLite adapter (times as epoch seconds, JSON kept as
 written in ``json`` columns) so an export from either store is byte-identical
