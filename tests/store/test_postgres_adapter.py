@@ -170,15 +170,16 @@ def test_keyword_plan_bounds_the_rows_it_scores() -> None:
     from memos.store.postgres import lexical
 
     # rare terms first, as many as the budget holds; every term still scores
-    p = lexical.plan(["often", "rare", "never", "sometimes"], [4_500, 3, 0, 1_000],
+    p = lexical.plan(["often", "rare", "never", "sometimes"], [4_500, 3, 0, 900],
                      live=100_000, total_len=1_000_000)
     assert p is not None
     assert p.match == "'rare' | 'sometimes'" and p.terms == ["often", "rare", "sometimes"]
     assert p.candidates == lexical.BUDGET
-    # when even the rarest term is very common: rows with two of the four rarest
+    # when even the rarest term is very common: rows with it and one of the next three
     cap = lexical.DF_CAP
-    p = lexical.plan(["a", "b", "c"], [cap, cap, cap], live=1_000_000, total_len=10**7)
-    assert p is not None and p.match == "('a' & 'b') | ('a' & 'c') | ('b' & 'c')"
+    p = lexical.plan(["a", "b", "c", "d", "e"], [cap * 9, cap, cap * 2, cap * 3, cap * 4],
+                     live=1_000_000, total_len=10**7)
+    assert p is not None and p.match == "'b' & ('c' | 'd' | 'e')"
     assert lexical.plan(["x"], [0], live=10, total_len=100) is None
     # a lexeme with quotes or backslashes stays one bound literal
     assert lexical.tsquery(["it's", "a\\b"]) == "'it''s' | 'a\\\\b'"

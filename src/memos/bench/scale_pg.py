@@ -72,6 +72,7 @@ def _pg_matrix(url: str, cube_id: str) -> Vectors:
         rows = conn.execute(
             "SELECT vec FROM memories WHERE cube_id = %s AND status = 'activated' ORDER BY pk",
             (cube_id,),
+            binary=True,  # 1M vectors as text would take minutes to parse
         ).fetchall()
     mat = np.stack([np.asarray(getattr(r[0], "to_numpy", lambda v=r[0]: v)(), np.float32)
                     for r in rows])

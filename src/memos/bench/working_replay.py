@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,6 +57,7 @@ from memos.embedders.base import Embedder, Vectors
 from memos.search.hybrid import Candidate, CandidatePool, HybridSearcher
 from memos.service import MemoryService
 from memos.settings import load_settings
+from memos.store.base import VectorHit
 from memos.working import Observed, WorkingConfig, WorkingMemory
 
 DEFAULT_OUT = Path("bench/results/working_memory.json")
@@ -130,9 +132,11 @@ class BoostedSearcher(HybridSearcher):
         limit: int,
         flt: Node | None = None,
         conversation_id: str | None = None,
+        text_hits: Future[list[VectorHit]] | None = None,
     ) -> CandidatePool | None:
         pool = super().candidates(
-            scope, query, qvec=qvec, limit=limit, flt=flt, conversation_id=conversation_id
+            scope, query, qvec=qvec, limit=limit, flt=flt, conversation_id=conversation_id,
+            text_hits=text_hits,
         )
         if pool is None or not self.working:
             return pool

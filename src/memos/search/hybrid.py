@@ -22,7 +22,7 @@ for the caller's threshold, never for the order.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,7 +34,7 @@ from memos.embedders.base import Embedder, Vectors
 from memos.search.calibration import coverage, query_terms
 from memos.search.calibration import relativity as relativity_of
 from memos.settings import SearchSettings
-from memos.store.base import MemoryStore
+from memos.store.base import MemoryStore, VectorHit
 from memos.text.timequery import TimeWindow, parse_query_window, previous_state_window
 
 # Logistic-regression weights of the ordering stage (fused/best fused, cosine
@@ -104,11 +104,14 @@ class HybridSearcher:
         conversation_id: str | None = None,
         now: datetime | None = None,
         working: Mapping[str, float] | None = None,
+        text_hits: Future[list[VectorHit]] | None = None,
     ) -> list[ScoredMemory]:
         """``working``: the working set's nearest members (memory id -> cosine),
-        lifted in the candidate pool and added to it when missing."""
+        lifted in the candidate pool and added to it when missing. ``text_hits``:
+        the keyword channel, already started by ``prefetch_text``."""
         pool = self.candidates(
-            scope, query, qvec=qvec, limit=limit, flt=flt, conversation_id=conversation_id
+            scope, query, qvec=qvec, limit=limit, flt=flt, conversation_id=conversation_id,
+            text_hits=text_hits,
         )
         if working:
             pool = self._consult_working(pool, scope, working, flt)
@@ -132,6 +135,22 @@ class HybridSearcher:
             results = self._versions_in_order(results, pool.vectors, window, conversation_id)
         return self._dedup(results, pool.vectors, limit)
 
+    def _pool_size(self, limit: int) -> int:
+        return max(self.settings.candidate_pool, limit * 4)
+
+    def prefetch_text(
+        self, scope: Scope, query: str, limit: int, flt: Node | None = None
+    ) -> Future[list[VectorHit]] | None:
+        """Start the keyword channel now, when the store runs on a database server.
+
+        Such a store answers it on its own connection while this process embeds
+        the query and runs the vector channel (the server's cores do the work);
+        an in-process store would only contend for this process's (None).
+        """
+        if not getattr(self.store, "concurrent_reads", False):
+            return None
+        return _CHANNELS.submit(self.store.text_search, scope, query, self._pool_size(limit), flt)
+
     def candidates(
         self,
         scope: Scope,
@@ -141,30 +160,24 @@ class HybridSearcher:
         limit: int,
         flt: Node | None = None,
         conversation_id: str | None = None,
+        text_hits: Future[list[VectorHit]] | None = None,
     ) -> CandidatePool | None:
         """Both channels' best hits fused by weighted reciprocal rank, with items and vectors."""
-        pool = max(self.settings.candidate_pool, limit * 4)
+        pool = self._pool_size(limit)
         k = self.settings.rrf_k
         cands: dict[str, Candidate] = {}
-        # A store on a database server answers both channels at once on two
-        # connections (the server's cores do the work); an in-process store would
-        # only contend for this process's.
-        text_future = (
-            _CHANNELS.submit(self.store.text_search, scope, query, pool, flt)
-            if getattr(self.store, "concurrent_reads", False)
-            else None
-        )
+        text_future = text_hits or self.prefetch_text(scope, query, limit, flt)
         for rank, hit in enumerate(self.store.vector_search(scope, qvec, pool, flt)):
             c = cands.setdefault(hit.memory_id, Candidate(hit.memory_id))
             c.fused += self.settings.vector_weight / (k + rank + 1)
             c.cosine = hit.score
-        text_hits = (
+        keyword = (
             text_future.result()
             if text_future is not None
             else self.store.text_search(scope, query, pool, flt)
         )
-        best = text_hits[0].score if text_hits else 0.0
-        for rank, hit in enumerate(text_hits):
+        best = keyword[0].score if keyword else 0.0
+        for rank, hit in enumerate(keyword):
             c = cands.setdefault(hit.memory_id, Candidate(hit.memory_id))
             c.fused += self.settings.text_weight / (k + rank + 1)
             c.lexical = hit.score / best if best > 0 else 0.0

@@ -442,9 +442,13 @@ class MemoryService:
         flt = parse_filter(filter)
         scopes = self.readable_scopes(user_id, cube_ids)
         personal = flt.personal if flt else None
-        qvec = self._query_vector(q)
         # A reranker may promote a hit from below the cut, so fetch its whole window.
         fetch = max(n, self.settings.reranker.top_n) if self.reranker is not None else n
+        # keyword search needs no query vector: on a database store it runs meanwhile
+        text_hits = (
+            self.searcher.prefetch_text(scopes[0], q, fetch, personal) if len(scopes) == 1 else None
+        )
+        qvec = self._query_vector(q)
         hits: list[ScoredMemory] = []
         for scope in scopes:
             working = (
@@ -462,6 +466,7 @@ class MemoryService:
                     flt=personal,
                     conversation_id=conv,
                     working=working,
+                    text_hits=text_hits,
                 )
             )
         if len(scopes) > 1:

@@ -15,14 +15,13 @@ candidates are the rows holding the query's rarest terms (ascending df, as many
 terms under ``DF_CAP`` as fit the budget). While the query's terms together
 match at most ``BUDGET`` rows (every cube of a few thousand memories, and rare
 words at any size) the ranking equals the SQLite adapter's. When even the rarest
-term is that common, candidates are the rows holding at least two of the four
-rarest terms. Either way, documents that share only common words with the query
+term is that common, candidates are the rows holding it and one of the next
+three rarest terms. Either way, documents that share only common words with the query
 may be missed in large cubes, which the vector half of hybrid search covers.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -31,8 +30,8 @@ import psycopg
 from memos.store.sqlite.lexical_index import K1, NEGLIGIBLE, B
 from memos.text.lexical import lexical_text, lexical_tokens
 
-DF_CAP = 2_000
-BUDGET = 3_000
+DF_CAP = 1_000
+BUDGET = 1_500
 STATS_TTL_S = 300.0  # how long a process keeps the lexeme statistics
 MAX_POSITIONS = 256  # PostgreSQL keeps at most 256 positions per lexeme
 MAX_POSITION = 16_383
@@ -116,9 +115,10 @@ def plan(terms: list[str], dfs: list[int], live: int, total_len: int) -> Plan | 
         match = tsquery(matching)
     elif len(by_df) > 1:
         # even the rarest term is common (large cubes): candidates are the rows
-        # holding at least two of the four rarest terms, the ones BM25 ranks first
+        # holding it and at least one of the next three, the ones BM25 ranks first;
+        # the index walks the rarest term's postings, skipping through the others'
         rarest = [_quote(w[0]) for w in by_df[:4]]
-        match = " | ".join(f"({a} & {b})" for a, b in itertools.combinations(rarest, 2))
+        match = f"{rarest[0]} & ({' | '.join(rarest[1:])})"
     else:
         match = tsquery([by_df[0][0]])
     avgdl = max(total_len / max(live, 1), 1e-9)
