@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import numpy as np
 
 from memos.bench import BenchError, Progress, ServerProcess, log_progress, machine_info
@@ -173,6 +174,17 @@ def _http(
         finally:
             one.close()
         info["one_client_search_limit10"] = sb.stats(single)
+        # /product/search: facts plus the preference and tool buckets (three searches)
+        product: list[float] = []
+        with httpx.Client(base_url=procs[0].url, timeout=300.0) as http:
+            for q in queries[: max(10, http_queries // 2)]:
+                t0 = time.perf_counter()
+                answer = http.post("/product/search",
+                                   json={"user_id": sb.USER, "query": q, "top_k": 10})
+                product.append(time.perf_counter() - t0)
+                if answer.status_code != 200:
+                    raise BenchError(f"/product/search answered {answer.status_code}")
+        info["one_client_product_search_top10"] = sb.stats(product)
         lat: list[float] = []
         errors: list[str] = []
         lock = threading.Lock()
