@@ -177,6 +177,23 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    Migration(
+        "0003_cube_indexes",
+        # per-cube reads of versions, edges and tasks (memos export --all)
+        up="""
+        CREATE INDEX memory_versions_cube ON memory_versions (cube_id);
+        CREATE INDEX edges_cube ON edges (cube_id);
+        CREATE INDEX tasks_cube ON tasks (cube_id)
+        """,
+        down="""
+        DROP INDEX tasks_cube;
+        DROP INDEX edges_cube;
+        DROP INDEX memory_versions_cube
+        """,
+    )
+)
+
 HEAD = MIGRATIONS[-1].name
 
 

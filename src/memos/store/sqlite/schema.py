@@ -154,6 +154,19 @@ def _usage(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration("0005_cube_indexes")
+def _cube_indexes(conn: sqlite3.Connection) -> None:
+    """Per-cube reads of versions, edges and tasks (export of a whole store)."""
+    _run_script(
+        conn,
+        """
+        CREATE INDEX memory_versions_cube ON memory_versions (cube_id);
+        CREATE INDEX edges_cube ON edges (cube_id);
+        CREATE INDEX tasks_cube ON tasks (cube_id)
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would COMMIT the surrounding migration transaction.
     for statement in script.split(";"):
@@ -172,6 +185,10 @@ def apply_migrations(conn: sqlite3.Connection) -> list[str]:
         if name in done:
             continue
         conn.execute("BEGIN IMMEDIATE")
+        # another process may have applied it while this one waited for the lock
+        if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+            conn.execute("ROLLBACK")
+            continue
         try:
             fn(conn)
             conn.execute(
