@@ -75,9 +75,9 @@ def _pg_matrix(url: str, cube_id: str) -> Vectors:
             (cube_id,),
             binary=True,  # 1M vectors as text would take minutes to parse
         ).fetchall()
-    mat = np.stack([np.asarray(getattr(r[0], "to_numpy", lambda v=r[0]: v)(), np.float32)
-                    for r in rows])
-    return mat
+    from memos.store.postgres.store import as_array
+
+    return np.stack([as_array(r[0]) for r in rows])
 
 
 def _db_bytes(url: str) -> dict[str, int]:

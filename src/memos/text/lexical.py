@@ -18,6 +18,11 @@ import snowballstemmer
 
 from memos.text.tokens import STOPWORDS, has_cjk, segment_cjk
 
+# BM25 parameters both store adapters rank with, so their keyword scores agree.
+K1 = 1.2
+B = 0.75
+NEGLIGIBLE = 1e-4  # largest score a term may add and still be left out of a query
+
 _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 CACHE_LIMIT = 200_000
 """Most cached words; the cache is simply cleared when full (it refills in one pass)."""

@@ -27,8 +27,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from memos.store.sqlite.lexical_index import K1, NEGLIGIBLE, B
-from memos.text.lexical import lexical_text, lexical_tokens
+from memos.text.lexical import K1, NEGLIGIBLE, B, lexical_text, lexical_tokens
 
 DF_CAP = 1_000
 BUDGET = 1_500

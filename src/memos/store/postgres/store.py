@@ -104,7 +104,7 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.adapters.register_loader("json", TextLoader)
 
 
-def _array(value: Any) -> np.ndarray:
+def as_array(value: Any) -> np.ndarray:
     """A stored vector as float32 (pgvector's loader gives a ``Vector`` or an array)."""
     to_numpy = getattr(value, "to_numpy", None)
     return np.asarray(to_numpy() if to_numpy else value, np.float32)
@@ -672,7 +672,7 @@ class PostgresStore:
                 params,
                 binary=True,
             ).fetchall()
-        by_id = {str(r[0]): _array(r[1]) for r in found}
+        by_id = {str(r[0]): as_array(r[1]) for r in found}
         missing = [i for i in memory_ids if i not in by_id]
         if missing:
             raise MemoryNotFound(f"no vectors for memories {missing[:5]}")
@@ -832,7 +832,7 @@ class PostgresStore:
                 [*params, limit],
             ).fetchall()
         return [
-            (rows.memory_from_row(r[:-1]), _array(r[-1])) for r in found
+            (rows.memory_from_row(r[:-1]), as_array(r[-1])) for r in found
         ]
 
     # ------------------------------------- transfer (memos export / memos import)

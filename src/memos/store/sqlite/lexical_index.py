@@ -53,13 +53,12 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from memos.text.lexical import lexical_tokens
+from memos.text.lexical import K1, NEGLIGIBLE, B, lexical_tokens
 from memos.text.tokens import has_cjk
 
-K1 = 1.2
-B = 0.75
+__all__ = ["B", "K1", "NEGLIGIBLE", "CubeLexicon"]
+
 SAMPLE_STRIDE = 16
-NEGLIGIBLE = 1e-4  # largest score a term may add and still be left out (see search)
 _TF_MAX = 65535
 
 RowIds = npt.NDArray[np.int64]
