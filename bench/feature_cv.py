@@ -1,53 +1,86 @@
-"""Fit and cross-validate the ordering stage's feature weights on LoCoMo.
+"""Fit and cross-validate the ordering stage (``memos.search.ordering``) on LoCoMo.
 
 Ingests the public half in-process, takes each question's fused candidate pool
 from the real searcher (``HybridSearcher.candidates``, limit 25 as in the
-benchmark), computes the four features (``memos.search.hybrid.features``) and
-labels each candidate by whether it is an evidence turn. A logistic regression
-(Newton steps, light L2) is fitted leaving one conversation out, and the held-out
-conversation is ranked with it. Prints evidence recall at 200/500/1000 words
-(categories 1-4) for fused rank alone, the cross-validated weights and the
-shipped ``FEATURE_WEIGHTS``, and the weights fitted on all five conversations.
-Run: ``.venv/bin/python bench/feature_cv.py`` (about 3 minutes).
+benchmark), computes the five features (``memos.search.hybrid.features``) and
+labels each candidate by whether it is an evidence turn. Logistic regressions
+(Newton steps, L2) are fitted leaving one conversation out, and the held-out
+conversation is ranked with them:
+
+* ``plain``: the five features (light L2, 10);
+* ``salience``: the five features plus the candidate's vector (384 weights, the
+  salience direction), all under a heavy L2 (3,000) so the direction stays a
+  prior that nudges rather than a second retriever.
+
+Prints evidence recall at 200/500/1000 words (categories 1-4; training uses
+every question with evidence in the pool, whatever its category) for fused rank
+alone, the previous four-feature model, both models cross-validated, and the
+weights of every fold. ``--write`` stores the models fitted on all five
+conversations, with the held-out figures, in ``src/memos/search/data/ordering.json``.
+Run: ``.venv/bin/python bench/feature_cv.py [--write]`` (about 3 minutes).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 
 from memos.bench.locomo import DEFAULT_DATA, Retrieved, budget_recall, load_samples
 from memos.domain.models import MessageInput, Scope
-from memos.search.hybrid import FEATURE_WEIGHTS, features
+from memos.search.hybrid import features
+from memos.search.ordering import DATA_FILE, FEATURES
 from memos.service import MemoryService
 from memos.settings import load_settings
 
 Matrix = npt.NDArray[np.float64]
 BUDGETS = (200, 500, 1000)
+L2_PLAIN = 10.0
+L2_SALIENCE = 3000.0
+PREVIOUS_WEIGHTS = (2.287, 3.33, 2.433, 2.83)  # four features, before specifics and salience
 
 
-def fit(x: Matrix, y: Matrix, l2: float = 10.0, steps: int = 30) -> Matrix:
-    """Logistic regression on standardised features; weights mapped back to raw units."""
-    mu, sd = x.mean(0), x.std(0) + 1e-9
+@dataclass
+class Question:
+    got: list[Retrieved]
+    x: Matrix  # features
+    v: Matrix  # candidate vectors
+    y: Matrix  # labels
+    wanted: frozenset[str]
+    scored: bool  # counts in the overall figure (categories 1-4)
+    category: int
+
+
+def fit(x: Matrix, y: Matrix, l2: float, steps: int = 20) -> Matrix:
+    """Logistic regression on standardised columns; weights mapped back to raw units."""
+    mu, sd = x.mean(0), x.std(0)
+    sd[sd < 1e-6] = np.inf  # constant columns (MiniLM has three near-zero dims) weigh nothing
     z = np.hstack([(x - mu) / sd, np.ones((len(x), 1))])
+    reg = l2 * np.eye(z.shape[1])  # one L2 for every coefficient, intercept included
     w = np.zeros(z.shape[1])
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-z @ w))
-        grad = z.T @ (p - y) + l2 * w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + l2 * np.eye(len(w))
+        grad = z.T @ (p - y) + reg @ w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + reg + 1e-9 * np.eye(len(w))
         w -= np.linalg.solve(hess, grad)
     return np.asarray(w[:-1] / sd)
 
 
-def main() -> None:
+def design(q: Question, salience: bool) -> Matrix:
+    return np.hstack([q.x, q.v]) if salience else q.x
+
+
+def collect() -> tuple[dict[str, list[Question]], str]:
     samples = load_samples(DEFAULT_DATA)
     svc = MemoryService.open(load_settings({"data_dir": tempfile.mkdtemp()}, environ={}))
-    # Per conversation, per question: (memories' word counts, source ids, features, labels).
-    data: dict[str, list[tuple[list[Retrieved], Matrix, Matrix, frozenset[str]]]] = {}
+    data: dict[str, list[Question]] = {}
     for sample in samples:
         for sess in sample.sessions:
             svc.add(
@@ -55,10 +88,7 @@ def main() -> None:
                 conversation_id=sess.conversation_id,
                 messages=[
                     MessageInput(
-                        role=t.role,
-                        content=t.content,
-                        message_id=t.dia_id,
-                        chat_time=sess.chat_time,
+                        role=t.role, content=t.content, message_id=t.dia_id, chat_time=sess.chat_time
                     )
                     for t in sess.turns
                 ],
@@ -66,7 +96,7 @@ def main() -> None:
         scope = Scope(user_id=sample.sample_id, cube_id=sample.sample_id)
         rows = []
         for q in sample.questions:
-            if q.category == 5:
+            if not q.evidence:
                 continue
             qvec = svc.embedder.embed_query(q.text)
             pool = svc.searcher.candidates(scope, q.text, qvec=qvec, limit=25)
@@ -80,45 +110,126 @@ def main() -> None:
                 for c in pool.ordered
             ]
             wanted = frozenset(q.evidence)
-            labels = np.array([float(bool(r.sources & wanted)) for r in got])
-            rows.append((got, np.array(features(pool, q.text)), labels, wanted))
+            rows.append(
+                Question(
+                    got,
+                    np.array(features(pool, q.text)),
+                    np.stack([pool.vectors[c.memory_id] for c in pool.ordered]).astype(np.float64),
+                    np.array([float(bool(r.sources & wanted)) for r in got]),
+                    wanted,
+                    q.category != 5,
+                    q.category,
+                )
+            )
         data[sample.sample_id] = rows
         sys.stderr.write(f"{sample.sample_id}: {len(rows)} questions\n")
+    name = svc.embedder.name
+    svc.close()
+    return data, name
 
-    def recall(score: Callable[[Matrix], Matrix], ids: list[str]) -> list[float]:
-        out = []
-        for budget in BUDGETS:
-            vals = []
-            for sid in ids:
-                for got, x, _, wanted in data[sid]:
-                    order = np.argsort(-score(x), kind="stable")[:25]
-                    vals.append(budget_recall([got[i] for i in order], wanted, budget))
-            out.append(100 * float(np.mean(vals)))
-        return out
 
+def recall(data: dict[str, list[Question]], ids: Sequence[str], score: Callable[[Question], Matrix]) -> list[float]:
+    out = []
+    for budget in BUDGETS:
+        vals = [
+            budget_recall([q.got[i] for i in np.argsort(-score(q), kind="stable")[:25]], q.wanted, budget)
+            for sid in ids
+            for q in data[sid]
+            if q.scored
+        ]
+        out.append(100 * float(np.mean(vals)))
+    return out
+
+
+def by_category(
+    data: dict[str, list[Question]], folds: Sequence[Matrix] | None, salience: bool
+) -> str:
+    """Held-out recall@500 per category (fused rank when ``folds`` is None)."""
+    per: dict[int, list[float]] = {}
+    for k, sid in enumerate(data):
+        for q in data[sid]:
+            s = q.x[:, 0] if folds is None else design(q, salience) @ folds[k]
+            top = [q.got[i] for i in np.argsort(-s, kind="stable")[:25]]
+            per.setdefault(q.category, []).append(budget_recall(top, q.wanted, 500))
+    return "  ".join(f"{c}: {100 * np.mean(v):.1f}" for c, v in sorted(per.items()))
+
+
+def fit_on(data: dict[str, list[Question]], ids: Sequence[str], salience: bool) -> Matrix:
+    train = [q for sid in ids for q in data[sid] if q.y.any()]
+    x = np.vstack([design(q, salience) for q in train])
+    y = np.concatenate([q.y for q in train])
+    return fit(x, y, L2_SALIENCE if salience else L2_PLAIN)
+
+
+def cross_validate(data: dict[str, list[Question]], salience: bool) -> tuple[list[float], list[Matrix]]:
     ids = list(data)
-    fused = recall(lambda x: x[:, 0], ids)
-    shipped = recall(lambda x: x @ np.array(FEATURE_WEIGHTS), ids)
-    held: list[list[float]] = []
+    sums = np.zeros(len(BUDGETS))
     weights = []
     for out in ids:
-        train = [r for sid in ids if sid != out for r in data[sid]]
-        w = fit(np.vstack([r[1] for r in train]), np.concatenate([r[2] for r in train]))
+        w = fit_on(data, [sid for sid in ids if sid != out], salience)
         weights.append(w)
-        n = len(data[out])
-        held.append([v * n for v in recall(lambda x, w=w: x @ w, [out])])
-    total = sum(len(data[sid]) for sid in ids)
-    cv = [sum(h[i] for h in held) / total for i in range(len(BUDGETS))]
-    everything = [r for sid in ids for r in data[sid]]
-    w_all = fit(np.vstack([r[1] for r in everything]), np.concatenate([r[2] for r in everything]))
+        n = sum(q.scored for q in data[out])
+        sums += n * np.array(recall(data, [out], lambda q, w=w: design(q, salience) @ w))
+    total = sum(q.scored for sid in ids for q in data[sid])
+    return [float(v) for v in sums / total], weights
+
+
+def scaled(w: Matrix) -> Matrix:
+    """Scale so the five feature weights sum to 10 in absolute value (TIME_WEIGHT's unit)."""
+    return w * (10.0 / float(np.abs(w[: len(FEATURES)]).sum()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help=f"write {DATA_FILE}")
+    args = parser.parse_args()
+    data, embedder = collect()
+    ids = list(data)
     fmt = "  ".join
-    sys.stdout.write(f"fused rank only      @200/500/1000: {fmt(f'{v:.1f}' for v in fused)}\n")
-    sys.stdout.write(f"cross-validated      @200/500/1000: {fmt(f'{v:.1f}' for v in cv)}\n")
-    sys.stdout.write(f"shipped weights      @200/500/1000: {fmt(f'{v:.1f}' for v in shipped)}\n")
-    for sid, w in zip(ids, weights, strict=True):
-        sys.stdout.write(f"weights without {sid}: {np.round(w, 3).tolist()}\n")
-    sys.stdout.write(f"weights on all five: {np.round(w_all, 3).tolist()}\n")
-    svc.close()
+    fused = recall(data, ids, lambda q: q.x[:, 0])
+    previous = recall(data, ids, lambda q: q.x[:, :4] @ np.array(PREVIOUS_WEIGHTS))
+    plain_cv, plain_folds = cross_validate(data, salience=False)
+    sal_cv, sal_folds = cross_validate(data, salience=True)
+    out = sys.stdout.write
+    out(f"fused rank only                 @200/500/1000: {fmt(f'{v:.1f}' for v in fused)}\n")
+    out(f"previous 4 features (in-sample) @200/500/1000: {fmt(f'{v:.1f}' for v in previous)}\n")
+    out(f"plain 5 features, held out      @200/500/1000: {fmt(f'{v:.1f}' for v in plain_cv)}\n")
+    out(f"5 features + salience, held out @200/500/1000: {fmt(f'{v:.1f}' for v in sal_cv)}\n")
+    out(f"@500 by category, fused only: {by_category(data, None, False)}\n")
+    out(f"@500 by category, plain:      {by_category(data, plain_folds, False)}\n")
+    out(f"@500 by category, salience:   {by_category(data, sal_folds, True)}\n")
+    for sid, wp, ws in zip(ids, plain_folds, sal_folds, strict=True):
+        out(f"without {sid}: plain {np.round(scaled(wp), 2).tolist()}  "
+            f"salience {np.round(scaled(ws)[:5], 2).tolist()} |s| {np.linalg.norm(scaled(ws)[5:]):.2f}\n")
+    if args.write:
+        plain = scaled(fit_on(data, ids, salience=False))
+        sal = scaled(fit_on(data, ids, salience=True))
+        cos = [
+            float(np.dot(scaled(w)[5:], sal[5:]) / np.linalg.norm(scaled(w)[5:]) / np.linalg.norm(sal[5:]))
+            for w in sal_folds
+        ]
+        payload = {
+            "fitted_by": "bench/feature_cv.py --write",
+            "fitted_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "data": "LoCoMo public half (5 conversations), fast-mode candidate pools of 25-result searches",
+            "features": list(FEATURES),
+            "held_out_recall_200_500_1000": {
+                "fused_only": [round(v, 2) for v in fused],
+                "plain": [round(v, 2) for v in plain_cv],
+                "salience": [round(v, 2) for v in sal_cv],
+            },
+            "salience_fold_cosine_to_final": [round(c, 3) for c in cos],
+            "plain": {"weights": [round(float(v), 4) for v in plain]},
+            "embedders": {
+                embedder: {
+                    "weights": [round(float(v), 4) for v in sal[:5]],
+                    "salience": [round(float(v), 5) for v in sal[5:]],
+                }
+            },
+        }
+        DATA_FILE.parent.mkdir(exist_ok=True)
+        DATA_FILE.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+        out(f"wrote {DATA_FILE}\n")
 
 
 if __name__ == "__main__":

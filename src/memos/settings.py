@@ -62,6 +62,9 @@ class SearchSettings(BaseModel):
     dedup_cosine: float = Field(default=0.97, gt=0.0, le=1.0)
     # Order candidates by the fitted linear feature score (off: by fused rank only).
     feature_ranking: bool = True
+    # Add the embedder's fitted salience direction to that score, when it has one
+    # (search/ordering.py; the default MiniLM does).
+    salience: bool = True
     # Read times in queries and order versions of a fact by time.
     time_aware: bool = True
     version_cosine: float = Field(default=0.8, gt=0.0, le=1.0)

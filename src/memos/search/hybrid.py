@@ -4,12 +4,12 @@ Stages (each measured in docs/benchmarks.md):
 
 1. Candidates: the best ``candidate_pool`` of each channel, fused by weighted
    reciprocal rank (robust to the two scores' different scales).
-2. Ordering: a linear score over four per-candidate features (fused rank
-   score, cosine gap to the best cosine, normalised BM25, and the share of the
+2. Ordering: a linear score over five per-candidate features (fused rank
+   score, cosine gap to the best cosine, normalised BM25, the share of the
    query's terms found in the memory's own text rather than its indexed
-   context). Weights were fitted by logistic regression on the LoCoMo public
-   half and checked by leave-one-conversation-out cross-validation
-   (``bench/feature_cv.py``); held-out recall equals in-sample recall.
+   context, and the names and numbers it states) plus, for the default
+   embedder, a fitted salience direction of the memory vector
+   (``search/ordering.py``; fitted and cross-validated by ``bench/feature_cv.py``).
 3. Time: a query that names a time ("in May 2023", "last year") lifts
    memories whose event time falls inside it; near-duplicate versions of a fact
    are ordered newest first, or inside-the-window first when the query looks back.
@@ -33,15 +33,13 @@ from memos.domain.models import ArchiveReason, MemoryItem, Scope, ScoredMemory
 from memos.embedders.base import Embedder, Vectors
 from memos.search.calibration import coverage, query_terms
 from memos.search.calibration import relativity as relativity_of
+from memos.search.ordering import load_ordering, speaker, specifics
 from memos.settings import SearchSettings
 from memos.store.base import MemoryStore, VectorHit
 from memos.text.timequery import TimeWindow, parse_query_window, previous_state_window
 
-# Logistic-regression weights of the ordering stage (fused/best fused, cosine
-# minus best cosine, BM25/best BM25, own-text query-term coverage), fitted on
-# the LoCoMo public half by bench/feature_cv.py; only their ratios matter.
-FEATURE_WEIGHTS = (2.287, 3.33, 2.433, 2.83)
-# How far the time preference moves a memory, in the same units.
+# How far the time preference moves a memory, in the ordering model's units
+# (its five feature weights sum to 10 in absolute value).
 TIME_WEIGHT = 1.0
 # Superseded versions a looking-back query may bring in (they compete with the
 # current version only when the query asks for the past).
@@ -67,22 +65,37 @@ class CandidatePool:
     vectors: dict[str, Vectors]
 
 
-def features(pool: CandidatePool, query: str) -> list[tuple[float, float, float, float]]:
-    """Per candidate: fused/best fused, cosine - best cosine, BM25/best, own-text coverage.
+Row = tuple[float, float, float, float, float]
+
+
+def features(pool: CandidatePool, query: str) -> list[Row]:
+    """Per candidate: fused/best fused, cosine - best cosine, BM25/best, own-text coverage, specifics.
 
     Coverage is the share of the query's terms found in the memory's own text:
     BM25 also matches the indexed context (neighbouring turns), which finds
     replies that only make sense with their question but also lets a
-    neighbour's words lift a turn that says nothing about them.
+    neighbour's words lift a turn that says nothing about them. Specifics
+    (``ordering.specifics``) leaves out the names of the pool's speakers.
     """
     top_fused = max(c.fused for c in pool.ordered)
     top_cos = max(c.cosine or 0.0 for c in pool.ordered)
     terms = query_terms(query)
+    speakers = frozenset(
+        name for c in pool.ordered if (name := speaker(pool.items[c.memory_id].value))
+    )
     rows = []
     for c in pool.ordered:
         memory = pool.items[c.memory_id]
         cover = coverage(terms, f"{memory.key}\n{memory.value}")
-        rows.append((c.fused / top_fused, (c.cosine or 0.0) - top_cos, c.lexical, cover))
+        rows.append(
+            (
+                c.fused / top_fused,
+                (c.cosine or 0.0) - top_cos,
+                c.lexical,
+                cover,
+                specifics(memory.value, speakers),
+            )
+        )
     return rows
 
 
@@ -266,11 +279,14 @@ class HybridSearcher:
             pool.vectors[item.id] = vec
 
     def _order(self, pool: CandidatePool, query: str, window: TimeWindow | None) -> None:
-        """Sort candidates by the linear feature score (or fused rank when features are off)."""
+        """Sort candidates by the ordering model's score (or fused rank when features are off)."""
+        model = load_ordering(
+            self.embedder.name, self.embedder.dim, salience=self.settings.salience
+        )
         for c, row in zip(pool.ordered, features(pool, query), strict=True):
             c.cover = row[3]
             if self.settings.feature_ranking:
-                c.score = sum(w * x for w, x in zip(FEATURE_WEIGHTS, row, strict=True))
+                c.score = model.score(row, pool.vectors.get(c.memory_id))
             else:
                 c.score = c.fused
         if window is not None and not window.previous:
