@@ -88,7 +88,10 @@ def collect() -> tuple[dict[str, list[Question]], str]:
                 conversation_id=sess.conversation_id,
                 messages=[
                     MessageInput(
-                        role=t.role, content=t.content, message_id=t.dia_id, chat_time=sess.chat_time
+                        role=t.role,
+                        content=t.content,
+                        message_id=t.dia_id,
+                        chat_time=sess.chat_time,
                     )
                     for t in sess.turns
                 ],
@@ -128,11 +131,15 @@ def collect() -> tuple[dict[str, list[Question]], str]:
     return data, name
 
 
-def recall(data: dict[str, list[Question]], ids: Sequence[str], score: Callable[[Question], Matrix]) -> list[float]:
+def recall(
+    data: dict[str, list[Question]], ids: Sequence[str], score: Callable[[Question], Matrix]
+) -> list[float]:
     out = []
     for budget in BUDGETS:
         vals = [
-            budget_recall([q.got[i] for i in np.argsort(-score(q), kind="stable")[:25]], q.wanted, budget)
+            budget_recall(
+                [q.got[i] for i in np.argsort(-score(q), kind="stable")[:25]], q.wanted, budget
+            )
             for sid in ids
             for q in data[sid]
             if q.scored
@@ -161,7 +168,9 @@ def fit_on(data: dict[str, list[Question]], ids: Sequence[str], salience: bool) 
     return fit(x, y, L2_SALIENCE if salience else L2_PLAIN)
 
 
-def cross_validate(data: dict[str, list[Question]], salience: bool) -> tuple[list[float], list[Matrix]]:
+def cross_validate(
+    data: dict[str, list[Question]], salience: bool
+) -> tuple[list[float], list[Matrix]]:
     ids = list(data)
     sums = np.zeros(len(BUDGETS))
     weights = []
@@ -199,19 +208,27 @@ def main() -> None:
     out(f"@500 by category, plain:      {by_category(data, plain_folds, False)}\n")
     out(f"@500 by category, salience:   {by_category(data, sal_folds, True)}\n")
     for sid, wp, ws in zip(ids, plain_folds, sal_folds, strict=True):
-        out(f"without {sid}: plain {np.round(scaled(wp), 2).tolist()}  "
-            f"salience {np.round(scaled(ws)[:5], 2).tolist()} |s| {np.linalg.norm(scaled(ws)[5:]):.2f}\n")
+        plain_w, sal_w = scaled(wp), scaled(ws)
+        out(
+            f"without {sid}: plain {np.round(plain_w, 2).tolist()}  "
+            f"salience {np.round(sal_w[:5], 2).tolist()} |s| {np.linalg.norm(sal_w[5:]):.2f}\n"
+        )
     if args.write:
         plain = scaled(fit_on(data, ids, salience=False))
         sal = scaled(fit_on(data, ids, salience=True))
         cos = [
-            float(np.dot(scaled(w)[5:], sal[5:]) / np.linalg.norm(scaled(w)[5:]) / np.linalg.norm(sal[5:]))
+            float(
+                np.dot(scaled(w)[5:], sal[5:])
+                / np.linalg.norm(scaled(w)[5:])
+                / np.linalg.norm(sal[5:])
+            )
             for w in sal_folds
         ]
         payload = {
             "fitted_by": "bench/feature_cv.py --write",
             "fitted_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "data": "LoCoMo public half (5 conversations), fast-mode candidate pools of 25-result searches",
+            "data": "LoCoMo public half (5 conversations), fast-mode candidate pools "
+            "of 25-result searches",
             "features": list(FEATURES),
             "held_out_recall_200_500_1000": {
                 "fused_only": [round(v, 2) for v in fused],

@@ -1,4 +1,4 @@
-"""The ordering stage's model: the specifics feature, the fitted weights file and the salience prior."""
+"""The ordering stage's model: the specifics feature, the weights file, the salience prior."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def test_specifics_counts_names_and_numbers_in_the_memorys_own_words() -> None:
     # sentence-initial words, "I" and "I'm" are not names
     assert n(specifics("Great news. I'm happy! Thanks a lot. I agree.")) == 0
     # the Name: prefix and the pool's speakers are not specifics
-    assert n(specifics("Melanie: Thanks, Caroline! See you in Paris.", frozenset({"Caroline"}))) == 1
+    assert (
+        n(specifics("Melanie: Thanks, Caroline! See you in Paris.", frozenset({"Caroline"}))) == 1
+    )
     # a shared photo's caption is left out
     assert n(specifics("Tim: Look! [shares a photo: a photo of London Bridge]")) == 0
     # scripts without case count numbers only
@@ -61,8 +63,7 @@ def test_salience_applies_only_to_the_embedder_it_was_fitted_for() -> None:
     row = (1.0, 0.0, 1.0, 0.5, 0.7)
     vec = np.ones(384, np.float32) / np.sqrt(384)
     assert fitted.score(row, vec) == pytest.approx(
-        sum(w * x for w, x in zip(fitted.weights, row, strict=True))
-        + float(vec @ fitted.salience)
+        sum(w * x for w, x in zip(fitted.weights, row, strict=True)) + float(vec @ fitted.salience)
     )
     assert plain.score(row, vec) == pytest.approx(
         sum(w * x for w, x in zip(plain.weights, row, strict=True))
@@ -91,7 +92,9 @@ STATEMENTS = [
 ]
 
 
-def test_salience_ranks_statements_above_chatter_on_unseen_text(minilm_service: MemoryService) -> None:
+def test_salience_ranks_statements_above_chatter_on_unseen_text(
+    minilm_service: MemoryService,
+) -> None:
     """The direction was fitted on LoCoMo; these lines were written for this test.
 
     It separates them on average but is no perfect detector: "Same here!"
@@ -118,5 +121,7 @@ def test_search_puts_the_statement_above_a_question_that_mirrors_the_query(
         user_id="ordering-user",
         messages=[MessageInput(role=r, content=c) for r, c in turns],
     )
-    hits = minilm_service.search(user_id="ordering-user", query="What pets does Ben have?", relativity=0)
+    hits = minilm_service.search(
+        user_id="ordering-user", query="What pets does Ben have?", relativity=0
+    )
     assert hits[0].memory.value.startswith("Ben: We have a beagle")

@@ -7,8 +7,8 @@ wrong; ``bench/threshold_probe.py``). A logistic regression on those two
 classes put the no-shared-words pass point at cosine 0.47, which drops plain
 paraphrase answers ("Where do I live?" -> "I moved to Hangzhou last spring...",
 cosine 0.29), so the pass point is set by hand at cosine 0.28 with a term
-weight of 8. At the default threshold 0.45 that keeps 99.3% of the evidence
-turns and lets 8.8 junk hits of 25 through per question. The earlier curve
+weight of 8. At the default threshold 0.45 that keeps 99.1% of the evidence
+turns and lets 8.3 junk hits of 25 through per question. The earlier curve
 (cosine only, plus a lift for the query's best keyword hit) kept 99.9% but let
 20.8 through, because every query has a best keyword hit. MiniLM cannot
 separate the two much further: junk cosines reach 0.34 at the 95th percentile

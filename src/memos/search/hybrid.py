@@ -69,7 +69,7 @@ Row = tuple[float, float, float, float, float]
 
 
 def features(pool: CandidatePool, query: str) -> list[Row]:
-    """Per candidate: fused/best fused, cosine - best cosine, BM25/best, own-text coverage, specifics.
+    """Per candidate: fused/best fused, cosine gap, BM25/best, own-text coverage, specifics.
 
     Coverage is the share of the query's terms found in the memory's own text:
     BM25 also matches the indexed context (neighbouring turns), which finds
@@ -123,7 +123,12 @@ class HybridSearcher:
         lifted in the candidate pool and added to it when missing. ``text_hits``:
         the keyword channel, already started by ``prefetch_text``."""
         pool = self.candidates(
-            scope, query, qvec=qvec, limit=limit, flt=flt, conversation_id=conversation_id,
+            scope,
+            query,
+            qvec=qvec,
+            limit=limit,
+            flt=flt,
+            conversation_id=conversation_id,
             text_hits=text_hits,
         )
         if working:
