@@ -5,9 +5,11 @@ fused rank score, cosine gap to the best cosine, normalised BM25, the share of
 the query's terms in the memory's own text, and ``specifics``: how many names,
 places and numbers the memory states. For an embedder with a fitted
 ``salience`` direction the score adds the memory vector's projection on it.
-Chat is full of turns that sit close to every question ("Same here!",
-"Thanks, that means a lot") and the direction learns to push them below turns
-that say something; it is a property of the memory alone, so it costs one dot
+Chat is full of turns that sit close to every question, reactions and
+questions to the other speaker ("Wow, Mel! Any more paintings coming up?"),
+and the direction learns to put them below first-person accounts. It is a
+prior for chat transcripts, not an informativeness detector (a bare "Same
+here!" scores high), and a property of the memory alone, so it costs one dot
 product per candidate. Other embedders get the weights fitted without it.
 
 Weights come from ``data/ordering.json``, written by ``bench/feature_cv.py
@@ -36,7 +38,6 @@ DATA_FILE = Path(__file__).with_name("data") / "ordering.json"
 _SPEAKER = re.compile(r"^\s*([^\s:]{1,40}(?: [^\s:]{1,40})?):\s")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"\d+|[^\W\d_]+(?:['\-][^\W\d_]+)*")
-_SHARED_PHOTO = " [shares a photo"
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,9 @@ def specifics(text: str, speakers: frozenset[str] = frozenset()) -> float:
     """log(1 + names and numbers stated), a turn's information content.
 
     Counts capitalised words that do not start a sentence and numbers, in the
-    memory's own words: the ``Name:`` prefix, a shared photo's caption and the
-    names of the people speaking (``speakers``: "Thanks, Melanie!" says nothing)
-    are left out. Scripts without case count numbers only.
+    memory's own words: the ``Name:`` prefix and the names of the people
+    speaking (``speakers``: "Thanks, Melanie!" says nothing) are left out.
+    Scripts without case count numbers only.
     """
     numbers, names = _mentions(text)
     return math.log1p(numbers + sum(1 for name in names if name not in speakers))
@@ -81,7 +82,6 @@ def _mentions(text: str) -> tuple[int, tuple[str, ...]]:
         return found
     who = speaker(text)
     body = text[len(who) + 1 :] if who else text
-    body = body.split(_SHARED_PHOTO, 1)[0]
     numbers = 0
     names: list[str] = []
     for sentence in _SENTENCE.split(body):
