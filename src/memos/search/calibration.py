@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+from memos.search.text_cache import TextCache
 from memos.text.lexical import lexical_tokens
 
 W_COSINE = 18.5
@@ -39,19 +40,11 @@ def query_terms(query: str) -> set[str]:
     return set(lexical_tokens(query))
 
 
-_TERMS_CACHE_LIMIT = 100_000
-# text -> its terms. Search re-reads the same popular memories query after query;
-# tokenising 100 candidates costs 1-2 ms, a lookup microseconds. Cleared when full.
-_terms_cache: dict[str, frozenset[str]] = {}
+def _terms(text: str) -> frozenset[str]:
+    return frozenset(lexical_tokens(text))
 
 
-def text_terms(text: str) -> frozenset[str]:
-    terms = _terms_cache.get(text)
-    if terms is None:
-        if len(_terms_cache) >= _TERMS_CACHE_LIMIT:
-            _terms_cache.clear()
-        terms = _terms_cache[text] = frozenset(lexical_tokens(text))
-    return terms
+text_terms = TextCache(_terms)
 
 
 def coverage(terms: set[str], text: str) -> float:
