@@ -54,9 +54,8 @@ class OrderingModel:
 
 
 def speaker(text: str) -> str | None:
-    """The ``Name:`` a chat line starts with, if any."""
-    match = _SPEAKER.match(text)
-    return match.group(1) if match else None
+    """The ``Name:`` a chat line starts with, if any (cached with the scan below)."""
+    return _mentions(text)[0]
 
 
 def specifics(text: str, speakers: frozenset[str] = frozenset()) -> float:
@@ -67,14 +66,15 @@ def specifics(text: str, speakers: frozenset[str] = frozenset()) -> float:
     speaking (``speakers``: "Thanks, Melanie!" says nothing) are left out.
     Scripts without case count numbers only.
     """
-    numbers, names = _mentions(text)
+    _, numbers, names = _mentions(text)
     return math.log1p(numbers + sum(1 for name in names if name not in speakers))
 
 
-def _scan(text: str) -> tuple[int, tuple[str, ...]]:
-    """(numbers, capitalised words that do not start a sentence), after any ``Name:`` prefix."""
-    who = speaker(text)
-    body = text[len(who) + 1 :] if who else text
+def _scan(text: str) -> tuple[str | None, int, tuple[str, ...]]:
+    """(speaker, numbers, capitalised words that do not start a sentence after the prefix)."""
+    match = _SPEAKER.match(text)
+    who = match.group(1) if match else None
+    body = text[match.end() - 1 :] if match else text
     numbers = 0
     names: list[str] = []
     for sentence in _SENTENCE.split(body):
@@ -83,7 +83,7 @@ def _scan(text: str) -> tuple[int, tuple[str, ...]]:
                 numbers += 1
             elif i > 0 and word[0].isupper() and word != "I" and not word.startswith("I'"):
                 names.append(word)
-    return numbers, tuple(names)
+    return who, numbers, tuple(names)
 
 
 _mentions = TextCache(_scan)
