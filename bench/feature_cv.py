@@ -56,6 +56,8 @@ class Question:
     wanted: frozenset[str]
     scored: bool  # counts in the overall figure (categories 1-4)
     category: int
+    texts: list[str]  # candidate memory texts, for probes that score them another way
+    query: str
 
 
 def fit(x: Matrix, y: Matrix, l2: float, steps: int = 20) -> Matrix:
@@ -77,7 +79,8 @@ def design(q: Question, salience: bool) -> Matrix:
     return np.hstack([q.x, q.v]) if salience else q.x
 
 
-def collect() -> tuple[dict[str, list[Question]], str]:
+def collect() -> tuple[dict[str, list[Question]], MemoryService]:
+    """Candidate pools per conversation; the service stays open for probes needing its embedder."""
     samples = load_samples(DEFAULT_DATA)
     svc = MemoryService.open(load_settings({"data_dir": tempfile.mkdtemp()}, environ={}))
     data: dict[str, list[Question]] = {}
@@ -122,13 +125,13 @@ def collect() -> tuple[dict[str, list[Question]], str]:
                     wanted,
                     q.category != 5,
                     q.category,
+                    [pool.items[c.memory_id].value for c in pool.ordered],
+                    q.text,
                 )
             )
         data[sample.sample_id] = rows
         sys.stderr.write(f"{sample.sample_id}: {len(rows)} questions\n")
-    name = svc.embedder.name
-    svc.close()
-    return data, name
+    return data, svc
 
 
 def recall(
@@ -192,7 +195,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {DATA_FILE}")
     args = parser.parse_args()
-    data, embedder = collect()
+    data, svc = collect()
+    embedder = svc.embedder.name
+    svc.close()
     ids = list(data)
     fmt = "  ".join
     fused = recall(data, ids, lambda q: q.x[:, 0])
