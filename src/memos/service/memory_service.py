@@ -47,7 +47,8 @@ from memos.errors import (
 )
 from memos.llm import LLM, build_llm
 from memos.organize import Organizer
-from memos.queue import QUEUE_FILE, REDIS_SCHEMES, TaskQueue, build_queue
+from memos.queue import QUEUE_FILE, TaskQueue
+from memos.queue.factory import open_queue
 from memos.reader.fast import FastReader
 from memos.reader.fine import Extraction, FineReader, Kind
 from memos.rerank import Reranker, RerankResult, build_reranker
@@ -93,30 +94,6 @@ class RerankOutcome:
     prompt_tokens: int
 
 
-def _open_queue(settings: Settings) -> TaskQueue:
-    """The task queue ``queue.url`` names (default: SQLite in the data dir)."""
-    qs = settings.queue
-    target = qs.url or settings.data_dir
-    options: dict[str, Any] = {"default_lease_s": qs.lease_s, "backoff_base_s": qs.backoff_base_s}
-    unreachable: tuple[type[Exception], ...] = ()
-    if str(target).startswith(REDIS_SCHEMES):
-        options["prefix"] = qs.prefix
-        try:
-            import redis
-        except ImportError:
-            raise ConfigError(
-                "MEMOS_QUEUE_URL names Redis but redis-py is not installed: "
-                "pip install 'memos[redis]'"
-            ) from None
-        unreachable = (redis.RedisError,)
-    try:
-        return build_queue(target, **options)
-    except ValueError as exc:
-        raise ConfigError(f"MEMOS_QUEUE_URL: {exc}") from exc
-    except unreachable as exc:
-        raise ConfigError(f"MEMOS_QUEUE_URL: cannot use the Redis queue: {exc}") from exc
-
-
 class MemoryService:
     def __init__(
         self,
@@ -153,7 +130,7 @@ class MemoryService:
         self._qcache_lock = threading.Lock()
         qs = settings.queue
         if queue is None:
-            queue = _open_queue(settings)
+            queue = open_queue(settings)
         self.scheduler = Scheduler(
             queue,
             store,
@@ -221,7 +198,7 @@ class MemoryService:
         before ``memos serve --workers N`` starts its processes."""
         embedder = build_embedder(settings.embedder)
         open_store(settings, embedder.name).close()
-        _open_queue(settings).close()
+        open_queue(settings).close()
 
     def close(self) -> None:
         self.scheduler.close()
