@@ -36,45 +36,19 @@ from memos.domain.models import (
     Scope,
 )
 from memos.embedders.base import Vectors
-from memos.errors import MemoryNotFound, PermissionDenied, StoreError
+from memos.errors import MemoryNotFound, PermissionDenied
 from memos.store import rows
-from memos.store.base import ChangeSet, Retirement, Revision, VectorHit
+from memos.store.base import ChangeSet, VectorHit
 from memos.store.records import Embed, Record, Records
+from memos.store.sqlite import loaders, versions
 from memos.store.sqlite.filters import compile_filter
 from memos.store.sqlite.lexical_index import CubeLexicon
 from memos.store.sqlite.schema import apply_migrations
+from memos.store.sqlite.sql import LIVE, blob, marks, scope_sql, translate
 from memos.store.sqlite.vector_index import CubeVectors
 from memos.text.lexical import lexical_text
 
 logger = logging.getLogger(__name__)
-
-LIVE = MemoryStatus.ACTIVATED.value
-
-
-def _scope_sql(scope: Scope, params: list[Any], alias: str = "m", *, by_id: bool = False) -> str:
-    """The tenant predicate every query carries.
-
-    ``by_id`` marks lookups by primary id: the unary ``+`` stops SQLite from
-    walking the tenant's whole ``(cube_id, status)`` index instead of the id index.
-    """
-    params.append(scope.cube_id)
-    sql = f"+{alias}.cube_id = ?" if by_id else f"{alias}.cube_id = ?"
-    if scope.agent_id is not None:
-        params.append(scope.agent_id)
-        sql += f" AND {alias}.agent_id = ?"
-    if scope.app_id is not None:
-        params.append(scope.app_id)
-        sql += f" AND {alias}.app_id = ?"
-    return sql
-
-
-@contextmanager
-def _translate(action: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        logger.error("sqlite failed while %s: %s", action, exc)
-        raise StoreError(f"storage failed while {action}: {exc}") from exc
 
 
 class SQLiteStore:
@@ -89,7 +63,7 @@ class SQLiteStore:
         self._cubes: dict[str, CubeVectors] = {}
         self._lexicons: dict[str, CubeLexicon] = {}
         self._cubes_lock = threading.Lock()
-        with _translate("opening the database"):
+        with translate("opening the database"):
             self._writer = self._connect()
             self._writer.execute("PRAGMA journal_mode=WAL")
             apply_migrations(self._writer)
@@ -112,7 +86,7 @@ class SQLiteStore:
 
     @contextmanager
     def _tx(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._wlock, _translate(action):
+        with self._wlock, translate(action):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -132,7 +106,7 @@ class SQLiteStore:
 
     # ------------------------------------------------------------ meta / cubes
     def get_meta(self, key: str) -> str | None:
-        with _translate("reading metadata"):
+        with translate("reading metadata"):
             row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
@@ -145,7 +119,7 @@ class SQLiteStore:
             )
 
     def cube_owner(self, cube_id: str) -> str | None:
-        with _translate("reading a cube"):
+        with translate("reading a cube"):
             row = (
                 self._reader()
                 .execute("SELECT owner_id FROM cubes WHERE cube_id = ?", (cube_id,))
@@ -205,21 +179,21 @@ class SQLiteStore:
         rowids: list[int] = []
         with self._tx("adding messages and memories") as conn:
             conn.executemany(
-                f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}) VALUES ({_marks(16)})",
+                f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}) VALUES ({marks(16)})",
                 [rows.message_params(m) for m in messages],
             )
             for item, vec in zip(memories, vectors, strict=True):
                 self._check_owned(scope, item)
                 cur = conn.execute(
                     f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) "
-                    f"VALUES ({_marks(rows.N_MEMORY_COLUMNS)})",
+                    f"VALUES ({marks(rows.N_MEMORY_COLUMNS)})",
                     rows.memory_params(item),
                 )
                 rowid = int(cur.lastrowid or 0)
                 rowids.append(rowid)
                 conn.execute(
                     "INSERT INTO memory_vectors (rowid, cube_id, model, vec) VALUES (?, ?, ?, ?)",
-                    (rowid, scope.cube_id, self.embed_model, _blob(vec)),
+                    (rowid, scope.cube_id, self.embed_model, blob(vec)),
                 )
             generation = self._bump(conn, scope.cube_id) if memories else -1
         if memories:
@@ -249,13 +223,13 @@ class SQLiteStore:
             params: list[Any] = [memory_id]
             row = conn.execute(
                 f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
-                f"WHERE m.id = ? AND {_scope_sql(scope, params, by_id=True)}",
+                f"WHERE m.id = ? AND {scope_sql(scope, params, by_id=True)}",
                 params,
             ).fetchone()
             if row is None:
                 raise MemoryNotFound(f"memory {memory_id!r} not found")
             rowid, old = int(row[0]), rows.memory_from_row(row[1:])
-            self._archive_version(conn, old)
+            versions.archive_version(conn, old)
             new = old.model_copy(update=changes)
             new.version = old.version + 1
             new.update_time = rows.when(time.time())
@@ -278,7 +252,7 @@ class SQLiteStore:
             if vector is not None:
                 conn.execute(
                     "UPDATE memory_vectors SET vec = ?, model = ? WHERE rowid = ?",
-                    (_blob(vector), self.embed_model, rowid),
+                    (blob(vector), self.embed_model, rowid),
                 )
             generation = self._bump(conn, scope.cube_id)
         vec_cache, lex_cache = self._after_write(scope.cube_id, generation)
@@ -295,38 +269,21 @@ class SQLiteStore:
                 lex_cache.replace(rowid, lexical_text(new.key, new.value, new.context))
         return new
 
-    def _archive_version(self, conn: sqlite3.Connection, old: MemoryItem) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO memory_versions (memory_id, cube_id, version, key, value, "
-            "tags, info, status, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                old.id,
-                old.cube_id,
-                old.version,
-                old.key,
-                old.value,
-                json.dumps(old.tags, ensure_ascii=False),
-                json.dumps(old.info, ensure_ascii=False),
-                str(old.status),
-                rows.ts(old.update_time),
-            ),
-        )
-
     def set_status(self, scope: Scope, memory_ids: Sequence[str], status: MemoryStatus) -> int:
         if not memory_ids:
             return 0
         now = time.time()
         with self._tx("changing memory status") as conn:
             params: list[Any] = list(memory_ids)
-            in_scope = _scope_sql(scope, params, by_id=True)
+            in_scope = scope_sql(scope, params, by_id=True)
             found = conn.execute(
                 f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
-                f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {in_scope} "
+                f"WHERE m.id IN ({marks(len(memory_ids))}) AND {in_scope} "
                 "AND m.status != ?",
                 [*params, str(status)],
             ).fetchall()
             for row in found:
-                self._archive_version(conn, rows.memory_from_row(row[1:]))
+                versions.archive_version(conn, rows.memory_from_row(row[1:]))
             rowids = [int(r[0]) for r in found]
             conn.executemany(
                 "UPDATE memories SET status = ?, version = version + 1, update_time = ? "
@@ -346,8 +303,8 @@ class SQLiteStore:
 
     def delete_scope(self, scope: Scope) -> int:
         params: list[Any] = []
-        where = _scope_sql(scope, params)
-        with _translate("listing memories to delete"):
+        where = scope_sql(scope, params)
+        with translate("listing memories to delete"):
             ids = [
                 str(r[0])
                 for r in self._reader().execute(
@@ -359,20 +316,8 @@ class SQLiteStore:
     def add_edges(self, scope: Scope, edges: Sequence[Edge]) -> None:
         if not edges:
             return
-        ids = sorted({e.src_id for e in edges} | {e.dst_id for e in edges})
-        found = {m.id for m in self.get_memories(scope, ids, include_inactive=True)}
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise MemoryNotFound(f"memories not found in this scope: {missing[:5]}")
         with self._tx("adding edges") as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO edges (cube_id, src_id, dst_id, kind, create_time) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (scope.cube_id, e.src_id, e.dst_id, e.kind.value, e.create_time.timestamp())
-                    for e in edges
-                ],
-            )
+            versions.insert_edges(conn, scope, edges)
 
     # ------------------------------------------------------------------- reads
     def get_memories(
@@ -383,12 +328,12 @@ class SQLiteStore:
         params: list[Any] = list(memory_ids)
         sql = (
             f"SELECT {rows.MEMORY_COLUMNS} FROM memories m "
-            f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {_scope_sql(scope, params, by_id=True)}"
+            f"WHERE m.id IN ({marks(len(memory_ids))}) AND {scope_sql(scope, params, by_id=True)}"
         )
         if not include_inactive:
             sql += " AND +m.status = ?"
             params.append(LIVE)
-        with _translate("reading memories"):
+        with translate("reading memories"):
             found = {
                 item.id: item
                 for item in map(rows.memory_from_row, self._reader().execute(sql, params))
@@ -397,11 +342,11 @@ class SQLiteStore:
 
     def list_memories(self, scope: Scope, flt: Node | None, *, offset: int, limit: int) -> Page:
         params: list[Any] = []
-        where = f"{_scope_sql(scope, params)} AND m.status = ?"
+        where = f"{scope_sql(scope, params)} AND m.status = ?"
         params.append(LIVE)
         if flt is not None:
             where += " AND " + compile_filter(flt, "m", params)
-        with _translate("listing memories"):
+        with translate("listing memories"):
             conn = self._reader()
             total = int(
                 conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params).fetchone()[0]
@@ -418,8 +363,8 @@ class SQLiteStore:
 
     def count_memories(self, scope: Scope) -> int:
         params: list[Any] = []
-        where = _scope_sql(scope, params)
-        with _translate("counting memories"):
+        where = scope_sql(scope, params)
+        with translate("counting memories"):
             row = (
                 self._reader()
                 .execute(
@@ -436,16 +381,16 @@ class SQLiteStore:
         if not message_ids:
             return set()
         params: list[Any] = []
-        where = _scope_sql(scope, params)
+        where = scope_sql(scope, params)
         where += " AND m.conversation_id IS ?"
         params.append(conversation_id)
         params.extend(message_ids)
-        with _translate("checking message ids"):
+        with translate("checking message ids"):
             found = (
                 self._reader()
                 .execute(
                     f"SELECT m.message_id FROM messages m WHERE {where} "
-                    f"AND m.message_id IN ({_marks(len(message_ids))})",
+                    f"AND m.message_id IN ({marks(len(message_ids))})",
                     params,
                 )
                 .fetchall()
@@ -455,7 +400,7 @@ class SQLiteStore:
     def history(self, scope: Scope, memory_id: str) -> list[MemoryVersion]:
         if not self.get_memories(scope, [memory_id], include_inactive=True):
             raise MemoryNotFound(f"memory {memory_id!r} not found")
-        with _translate("reading history"):
+        with translate("reading history"):
             found = (
                 self._reader()
                 .execute(
@@ -480,7 +425,7 @@ class SQLiteStore:
         ]
 
     def edges(self, scope: Scope, memory_id: str) -> list[Edge]:
-        with _translate("reading edges"):
+        with translate("reading edges"):
             found = (
                 self._reader()
                 .execute(
@@ -499,11 +444,11 @@ class SQLiteStore:
         self, scope: Scope, conversation_id: str | None, *, limit: int
     ) -> list[Message]:
         params: list[Any] = []
-        where = _scope_sql(scope, params)
+        where = scope_sql(scope, params)
         if conversation_id is not None:
             where += " AND m.conversation_id = ?"
             params.append(conversation_id)
-        with _translate("reading messages"):
+        with translate("reading messages"):
             found = (
                 self._reader()
                 .execute(
@@ -519,11 +464,11 @@ class SQLiteStore:
         if not ids:
             return []
         params: list[Any] = list(ids)
-        where = _scope_sql(scope, params, by_id=True)
-        with _translate("reading messages"):
+        where = scope_sql(scope, params, by_id=True)
+        with translate("reading messages"):
             found = self._reader().execute(
                 f"SELECT {rows.MESSAGE_COLUMNS} FROM messages m "
-                f"WHERE m.id IN ({_marks(len(ids))}) AND {where}",
+                f"WHERE m.id IN ({marks(len(ids))}) AND {where}",
                 params,
             )
             by_id = {m.id: m for m in map(rows.message_from_row, found)}
@@ -549,20 +494,9 @@ class SQLiteStore:
             cache = self._lexicons.get(cube_id)
             if cache is not None and cache.generation == generation:
                 return cache
-        fresh = CubeLexicon(generation)
-        cursor = self._reader().execute(
-            "SELECT rowid, key, value, context FROM memories WHERE cube_id = ? AND status = ? "
-            "ORDER BY rowid",
-            (cube_id, LIVE),
-        )
-        total = 0
-        # In slices, so the texts of a whole big cube are never held at once.
-        while batch := cursor.fetchmany(5000):
-            fresh.add([int(r[0]) for r in batch], [lexical_text(r[1], r[2], r[3]) for r in batch])
-            total += len(batch)
+        fresh = loaders.load_lexicon(self._reader(), cube_id, generation)
         with self._cubes_lock:
             self._lexicons[cube_id] = fresh
-        logger.info("indexed %d memories for keyword search in cube %s", total, cube_id)
         return fresh
 
     def _cube_vectors(self, cube_id: str, dim: int) -> CubeVectors:
@@ -573,43 +507,16 @@ class SQLiteStore:
             if cache is not None and cache.generation == generation:
                 return cache
         # (re)load outside the lock; a concurrent loader just does the same work
-        fresh = CubeVectors(dim, generation)
-        (count,) = conn.execute(
-            "SELECT count(*) FROM memory_vectors WHERE cube_id = ?", (cube_id,)
-        ).fetchone()
-        # Fill one preallocated matrix, a slice of rows at a time (joining all the
-        # blobs first would hold the index three times; a row at a time is slow).
-        mat = np.empty((int(count), dim), np.float32)
-        ids = np.empty(int(count), np.int64)
-        n = 0
-        cursor = conn.execute(
-            "SELECT v.rowid, v.vec FROM memory_vectors v JOIN memories m ON m.rowid = v.rowid "
-            "WHERE v.cube_id = ? AND m.status = ? ORDER BY v.rowid",
-            (cube_id, LIVE),
-        )
-        while n < len(ids) and (batch := cursor.fetchmany(min(8192, len(ids) - n))):
-            # (rows added since the count are left out; the next search reloads)
-            blobs = [r[1] for r in batch]
-            if any(len(b) != 4 * dim for b in blobs):
-                bad = next(len(b) // 4 for b in blobs if len(b) != 4 * dim)
-                raise StoreError(
-                    f"stored vectors have {bad} dimensions but the embedder makes {dim}; "
-                    "use the embedder this data directory was built with"
-                )
-            mat[n : n + len(batch)] = np.frombuffer(b"".join(blobs), np.float32).reshape(-1, dim)
-            ids[n : n + len(batch)] = [r[0] for r in batch]
-            n += len(batch)
-        fresh.adopt(ids[:n], mat[:n])
+        fresh = loaders.load_vectors(conn, cube_id, dim, generation)
         with self._cubes_lock:
             self._cubes[cube_id] = fresh
-        logger.info("loaded %d vectors for cube %s", n, cube_id)
         return fresh
 
     def _allowed_rowids(self, scope: Scope, flt: Node | None) -> np.ndarray | None:
         if flt is None and scope.agent_id is None and scope.app_id is None:
             return None
         params: list[Any] = []
-        where = f"{_scope_sql(scope, params)} AND m.status = ?"
+        where = f"{scope_sql(scope, params)} AND m.status = ?"
         params.append(LIVE)
         if flt is not None:
             where += " AND " + compile_filter(flt, "m", params)
@@ -624,7 +531,7 @@ class SQLiteStore:
         if not rowids:
             return {}
         found = self._reader().execute(
-            f"SELECT rowid, id FROM memories WHERE rowid IN ({_marks(len(rowids))})",
+            f"SELECT rowid, id FROM memories WHERE rowid IN ({marks(len(rowids))})",
             list(rowids),
         )
         return {int(r[0]): str(r[1]) for r in found}
@@ -632,7 +539,7 @@ class SQLiteStore:
     def vector_search(
         self, scope: Scope, query: Vectors, k: int, flt: Node | None
     ) -> list[VectorHit]:
-        with _translate("searching vectors"):
+        with translate("searching vectors"):
             cache = self._cube_vectors(scope.cube_id, int(query.shape[-1]))
             allowed = self._allowed_rowids(scope, flt)
             hits = cache.search(np.asarray(query, np.float32), k, allowed)
@@ -640,7 +547,7 @@ class SQLiteStore:
         return [VectorHit(names[r], s) for r, s in hits if r in names]
 
     def text_search(self, scope: Scope, query: str, k: int, flt: Node | None) -> list[VectorHit]:
-        with _translate("searching text"):
+        with translate("searching text"):
             lexicon = self._cube_lexicon(scope.cube_id)
             allowed = self._allowed_rowids(scope, flt)
             # long queries: the first 1,000 characters carry the keywords that matter
@@ -652,14 +559,14 @@ class SQLiteStore:
         if not memory_ids:
             return np.zeros((0, 0), np.float32)
         params: list[Any] = list(memory_ids)
-        in_scope = _scope_sql(scope, params, by_id=True)
-        with _translate("reading vectors"):
+        in_scope = scope_sql(scope, params, by_id=True)
+        with translate("reading vectors"):
             found = (
                 self._reader()
                 .execute(
                     "SELECT m.id, v.vec FROM memories m "
                     "JOIN memory_vectors v ON v.rowid = m.rowid "
-                    f"WHERE m.id IN ({_marks(len(memory_ids))}) AND {in_scope}",
+                    f"WHERE m.id IN ({marks(len(memory_ids))}) AND {in_scope}",
                     params,
                 )
                 .fetchall()
@@ -677,7 +584,7 @@ class SQLiteStore:
         with self._tx("recording memory usage") as conn:
             for memory_id, uses, last_used in usage:
                 params: list[Any] = [int(uses), float(last_used), memory_id]
-                in_scope = _scope_sql(scope, params, by_id=True)
+                in_scope = scope_sql(scope, params, by_id=True)
                 changed += conn.execute(
                     "UPDATE memories AS m SET usage_count = usage_count + ?, "
                     "last_used = max(coalesce(last_used, 0), ?) "
@@ -710,7 +617,7 @@ class SQLiteStore:
         )
 
     def get_task(self, task_id: str) -> tuple[str, str, str | None] | None:
-        with _translate("reading a task"):
+        with translate("reading a task"):
             row = (
                 self._reader()
                 .execute("SELECT cube_id, status, error FROM tasks WHERE task_id = ?", (task_id,))
@@ -735,26 +642,26 @@ class SQLiteStore:
                 self._check_owned(scope, item)
                 cur = conn.execute(
                     f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) "
-                    f"VALUES ({_marks(rows.N_MEMORY_COLUMNS)})",
+                    f"VALUES ({marks(rows.N_MEMORY_COLUMNS)})",
                     rows.memory_params(item),
                 )
                 rowid = int(cur.lastrowid or 0)
                 conn.execute(
                     "INSERT INTO memory_vectors (rowid, cube_id, model, vec) VALUES (?, ?, ?, ?)",
-                    (rowid, scope.cube_id, self.embed_model, _blob(vec)),
+                    (rowid, scope.cube_id, self.embed_model, blob(vec)),
                 )
                 if item.status == MemoryStatus.ACTIVATED:
                     live_rows.append(rowid)
                     live_items.append(item)
                     live_vecs.append(np.asarray(vec, np.float32))
             for rev in changes.revise:
-                rowid, new = self._revise(conn, scope, rev, now)
+                rowid, new = versions.revise(conn, scope, rev, now, self.embed_model)
                 revised.append((rowid, new, rev.vector))
             for ret in changes.retire:
-                gone = self._retire(conn, scope, ret, now)
+                gone = versions.retire(conn, scope, ret, now)
                 if gone is not None:
                     retired.append(gone)
-            self._insert_edges(conn, scope, changes.edges, now)
+            versions.insert_edges(conn, scope, changes.edges)
             if changes.task is not None:
                 self._put_task(conn, scope, *changes.task, now=now)
             generation = self._bump(conn, scope.cube_id)
@@ -775,102 +682,6 @@ class SQLiteStore:
                 lex_cache.replace(rowid, lexical_text(new.key, new.value, new.context))
             lex_cache.remove(retired)
 
-    def _locked_row(
-        self, conn: sqlite3.Connection, scope: Scope, memory_id: str
-    ) -> tuple[int, MemoryItem]:
-        params: list[Any] = [memory_id]
-        row = conn.execute(
-            f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
-            f"WHERE m.id = ? AND {_scope_sql(scope, params, by_id=True)} AND m.status = ?",
-            [*params, LIVE],
-        ).fetchone()
-        if row is None:
-            raise MemoryNotFound(f"no active memory {memory_id!r} in this scope")
-        return int(row[0]), rows.memory_from_row(row[1:])
-
-    def _revise(
-        self, conn: sqlite3.Connection, scope: Scope, rev: Revision, now: float
-    ) -> tuple[int, MemoryItem]:
-        allowed = {"key", "value", "tags", "info", "confidence", "sources"}
-        unknown = set(rev.changes) - allowed
-        if unknown:
-            raise ValueError(f"cannot revise fields {sorted(unknown)}")
-        rowid, old = self._locked_row(conn, scope, rev.memory_id)
-        self._archive_version(conn, old)
-        new = old.model_copy(update=rev.changes)
-        conn.execute(
-            "UPDATE memories SET key = ?, value = ?, tags = ?, info = ?, confidence = ?, "
-            "sources = ?, version = version + 1, update_time = ? WHERE rowid = ?",
-            (
-                new.key,
-                new.value,
-                json.dumps(new.tags, ensure_ascii=False),
-                json.dumps(new.info, ensure_ascii=False),
-                new.confidence,
-                json.dumps([s.model_dump() for s in new.sources], ensure_ascii=False),
-                now,
-                rowid,
-            ),
-        )
-        if rev.vector is not None:
-            conn.execute(
-                "UPDATE memory_vectors SET vec = ?, model = ? WHERE rowid = ?",
-                (_blob(rev.vector), self.embed_model, rowid),
-            )
-        return rowid, new
-
-    def _retire(
-        self, conn: sqlite3.Connection, scope: Scope, ret: Retirement, now: float
-    ) -> int | None:
-        try:
-            rowid, old = self._locked_row(conn, scope, ret.memory_id)
-        except MemoryNotFound:
-            if ret.missing_ok:
-                return None
-            raise
-        self._archive_version(conn, old)
-        conn.execute(
-            "UPDATE memories SET status = ?, archive_reason = ?, superseded_by = ?, "
-            "valid_to = ?, version = version + 1, update_time = ? WHERE rowid = ?",
-            (
-                MemoryStatus.ARCHIVED.value,
-                ret.reason.value,
-                ret.superseded_by,
-                rows.ts(ret.valid_to),
-                now,
-                rowid,
-            ),
-        )
-        return rowid
-
-    @staticmethod
-    def _insert_edges(
-        conn: sqlite3.Connection, scope: Scope, edges: Sequence[Edge], now: float
-    ) -> None:
-        if not edges:
-            return
-        ids = sorted({e.src_id for e in edges} | {e.dst_id for e in edges})
-        params: list[Any] = list(ids)
-        found = {
-            str(r[0])
-            for r in conn.execute(
-                f"SELECT m.id FROM memories m WHERE m.id IN ({_marks(len(ids))}) "
-                f"AND {_scope_sql(scope, params, by_id=True)}",
-                params,
-            )
-        }
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise MemoryNotFound(f"memories not found in this scope: {missing[:5]}")
-        conn.executemany(
-            "INSERT OR IGNORE INTO edges (cube_id, src_id, dst_id, kind, create_time) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [
-                (scope.cube_id, e.src_id, e.dst_id, e.kind.value, e.create_time.timestamp())
-                for e in edges
-            ],
-        )
-
     def superseded(
         self,
         scope: Scope,
@@ -880,7 +691,7 @@ class SQLiteStore:
         flt: Node | None = None,
     ) -> list[tuple[MemoryItem, np.ndarray]]:
         params: list[Any] = []
-        where = f"{_scope_sql(scope, params)} AND m.archive_reason = ?"
+        where = f"{scope_sql(scope, params)} AND m.archive_reason = ?"
         params.append(ArchiveReason.SUPERSEDED.value)
         if flt is not None:
             where += " AND " + compile_filter(flt, "m", params)
@@ -890,7 +701,7 @@ class SQLiteStore:
         if end is not None:  # already true before it closes
             where += " AND coalesce(m.event_time, m.create_time) < ?"
             params.append(end.timestamp())
-        with _translate("reading superseded memories"):
+        with translate("reading superseded memories"):
             found = (
                 self._reader()
                 .execute(
@@ -918,11 +729,3 @@ class SQLiteStore:
         from memos.store.sqlite import transfer
 
         return transfer.import_records(self, records, embed=embed)
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" for _ in range(n))
-
-
-def _blob(vec: Any) -> bytes:
-    return np.asarray(vec, np.float32).tobytes()

@@ -22,20 +22,23 @@ import numpy as np
 from memos.errors import NotFound, PermissionDenied
 from memos.store import records
 from memos.store.records import Batch, Embed, Record, Records, Tally
-from memos.store.sqlite.store import SQLiteStore, _blob, _marks, _translate
+from memos.store.sqlite.sql import blob, marks, translate
+from memos.store.sqlite.store import SQLiteStore
 
 FETCH = 500
 _MEMORY_INSERT = (
     f"INSERT INTO memories ({', '.join(records.MEMORY_FIELDS)}) "
-    f"VALUES ({_marks(len(records.MEMORY_FIELDS))})"
+    f"VALUES ({marks(len(records.MEMORY_FIELDS))})"
 )
 
 
 def cubes(store: SQLiteStore) -> list[tuple[str, str]]:
-    with _translate("listing cubes"):
-        found = store._reader().execute(
-            "SELECT cube_id, owner_id FROM cubes ORDER BY cube_id"
-        ).fetchall()
+    with translate("listing cubes"):
+        found = (
+            store._reader()
+            .execute("SELECT cube_id, owner_id FROM cubes ORDER BY cube_id")
+            .fetchall()
+        )
     return [(str(r[0]), str(r[1])) for r in found]
 
 
@@ -48,7 +51,7 @@ def _stream(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Iterat
 def export_cube(store: SQLiteStore, cube_id: str, *, vectors: bool = True) -> Iterator[Record]:
     conn = store._connect()
     try:
-        with _translate("exporting a cube"):
+        with translate("exporting a cube"):
             conn.execute("BEGIN")  # one snapshot for the whole cube
             cube = conn.execute(
                 "SELECT cube_id, owner_id, create_time FROM cubes WHERE cube_id = ?", (cube_id,)
@@ -75,14 +78,26 @@ def export_cube(store: SQLiteStore, cube_id: str, *, vectors: bool = True) -> It
                 ):
                     yield records.memory_record(r, None, None)
             for kind, sql in (
-                ("version", f"SELECT {', '.join(records.VERSION_FIELDS)} FROM memory_versions "
-                 "WHERE cube_id = ? ORDER BY memory_id, version"),
-                ("edge", f"SELECT {', '.join(records.EDGE_FIELDS)} FROM edges "
-                 "WHERE cube_id = ? ORDER BY create_time, src_id, dst_id, kind"),
-                ("message", f"SELECT {', '.join(records.MESSAGE_FIELDS)} FROM messages "
-                 "WHERE cube_id = ? ORDER BY rowid"),
-                ("task", f"SELECT {', '.join(records.TASK_FIELDS)} FROM tasks "
-                 "WHERE cube_id = ? ORDER BY create_time, task_id"),
+                (
+                    "version",
+                    f"SELECT {', '.join(records.VERSION_FIELDS)} FROM memory_versions "
+                    "WHERE cube_id = ? ORDER BY memory_id, version",
+                ),
+                (
+                    "edge",
+                    f"SELECT {', '.join(records.EDGE_FIELDS)} FROM edges "
+                    "WHERE cube_id = ? ORDER BY create_time, src_id, dst_id, kind",
+                ),
+                (
+                    "message",
+                    f"SELECT {', '.join(records.MESSAGE_FIELDS)} FROM messages "
+                    "WHERE cube_id = ? ORDER BY rowid",
+                ),
+                (
+                    "task",
+                    f"SELECT {', '.join(records.TASK_FIELDS)} FROM tasks "
+                    "WHERE cube_id = ? ORDER BY create_time, task_id",
+                ),
             ):
                 for r in _stream(conn, sql, (cube_id,)):
                     yield records.record(kind, r)
@@ -103,7 +118,7 @@ def _existing(conn: sqlite3.Connection, table: str, key: str, ids: list[str]) ->
     if not ids:
         return {}
     found = conn.execute(
-        f"SELECT {key}, cube_id FROM {table} WHERE {key} IN ({_marks(len(ids))})", ids
+        f"SELECT {key}, cube_id FROM {table} WHERE {key} IN ({marks(len(ids))})", ids
     ).fetchall()
     return {str(r[0]): str(r[1]) for r in found}
 
@@ -133,7 +148,7 @@ def _write(conn: sqlite3.Connection, batch: Batch, tally: Tally) -> None:
         cur = conn.execute(_MEMORY_INSERT, (*m.params, m.usage_count, m.last_used))
         conn.execute(
             "INSERT INTO memory_vectors (rowid, cube_id, model, vec) VALUES (?, ?, ?, ?)",
-            (cur.lastrowid, m.item.cube_id, m.model, _blob(m.vector)),
+            (cur.lastrowid, m.item.cube_id, m.model, blob(m.vector)),
         )
         touched.add(m.item.cube_id)
     tally.add("memory", len(mems), sum(fresh))
@@ -143,7 +158,7 @@ def _write(conn: sqlite3.Connection, batch: Batch, tally: Tally) -> None:
         ("edge", "edges", batch.edges),
     ):
         fields = records.FIELDS[kind]
-        sql = f"INSERT OR IGNORE INTO {table} ({', '.join(fields)}) VALUES ({_marks(len(fields))})"
+        sql = f"INSERT OR IGNORE INTO {table} ({', '.join(fields)}) VALUES ({marks(len(fields))})"
         tally.add(kind, len(found), conn.executemany(sql, found).rowcount if found else 0)
 
     for kind, table, key, at, found in (
@@ -155,7 +170,7 @@ def _write(conn: sqlite3.Connection, batch: Batch, tally: Tally) -> None:
         new = [r for r, k in zip(found, keep, strict=True) if k]
         fields = records.FIELDS[kind]
         conn.executemany(
-            f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({_marks(len(fields))})", new
+            f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({marks(len(fields))})", new
         )
         tally.add(kind, len(found), len(new))
 
