@@ -75,7 +75,7 @@ def _pg_matrix(url: str, cube_id: str) -> Vectors:
             (cube_id,),
             binary=True,  # 1M vectors as text would take minutes to parse
         ).fetchall()
-    from memos.store.postgres.store import as_array
+    from memos.store.postgres.sql import as_array
 
     return np.stack([as_array(r[0]) for r in rows])
 

@@ -7,7 +7,7 @@ index for large ones); keywords with BM25 computed in SQL over a ``tsvector``
 of the same stems the SQLite adapter indexes (``memos.text.lexical``), so both
 adapters rank the same text the same way (see ``lexical``).
 
-Every query carries the scope predicate (``_scope_sql``); every value is a bound
+Every query carries the scope predicate (``sql.scope_sql``); every value is a bound
 parameter. The only formatted SQL fragments are column names from fixed lists
 and the vector dimension, an ``int``.
 """
@@ -24,9 +24,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from pgvector.psycopg import register_vector
-from psycopg.types.string import TextLoader
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from memos.domain.filters import Node
 from memos.domain.models import (
@@ -41,85 +39,34 @@ from memos.domain.models import (
     Scope,
 )
 from memos.embedders.base import Vectors
-from memos.errors import MemoryNotFound, PermissionDenied, StoreError
+from memos.errors import MemoryNotFound, PermissionDenied
 from memos.store import rows
-from memos.store.base import ChangeSet, Retirement, Revision, VectorHit
-from memos.store.postgres import lexical
+from memos.store.base import ChangeSet, VectorHit
+from memos.store.postgres import lexical, versions
 from memos.store.postgres.filters import compile_filter
 from memos.store.postgres.schema import ensure_vector_index, migrate
+from memos.store.postgres.sql import (
+    LIVE,
+    MEM_INSERT,
+    MEM_SELECT,
+    MSG_INSERT,
+    MSG_SELECT,
+    Delta,
+    as_array,
+    configure,
+    scope_sql,
+    translate,
+)
 from memos.store.records import Embed, Record, Records
 
 logger = logging.getLogger(__name__)
 
-LIVE = MemoryStatus.ACTIVATED.value
 EXACT_LIMIT = 5_000
 """Cubes up to this many live memories are searched exactly (a scan is fast and
 exact); larger ones through the HNSW index."""
 EF_SEARCH = 200
 """HNSW candidate list size: recall@10 0.87 at 100 over 1M LoCoMo-like memories; the
 vector query runs beside the slower keyword one, so a larger list costs no latency."""
-
-_COLS = [c.strip() for c in rows.MEMORY_COLUMNS.split(",")]
-_MEM_SELECT = ", ".join(f"m.{c}" for c in _COLS)
-_MEM_INSERT = (
-    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}, model, dims, vec, lex, lex_len) "
-    f"VALUES ({', '.join('%s' for _ in _COLS)}, %s, %s, %s, %s::tsvector, %s)"
-)
-_MSG_INSERT = (
-    f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}) "
-    f"VALUES ({', '.join('%s' for _ in rows.MESSAGE_COLUMNS.split(','))})"
-)
-_MSG_SELECT = ", ".join(f"m.{c.strip()}" for c in rows.MESSAGE_COLUMNS.split(","))
-
-
-def _scope_sql(scope: Scope, params: list[Any], alias: str = "m") -> str:
-    """The tenant predicate every query carries."""
-    params.append(scope.cube_id)
-    sql = f"{alias}.cube_id = %s"
-    if scope.agent_id is not None:
-        params.append(scope.agent_id)
-        sql += f" AND {alias}.agent_id = %s"
-    if scope.app_id is not None:
-        params.append(scope.app_id)
-        sql += f" AND {alias}.app_id = %s"
-    return sql
-
-
-@contextmanager
-def _translate(action: str) -> Iterator[None]:
-    try:
-        yield
-    except psycopg.Error as exc:
-        logger.error("postgres failed while %s: %s", action, exc)
-        raise StoreError(f"storage failed while {action}: {exc}") from exc
-    except PoolTimeout as exc:
-        logger.error("no postgres connection while %s: %s", action, exc)
-        raise StoreError(f"no database connection free while {action}; try again") from exc
-
-
-def _configure(conn: psycopg.Connection) -> None:
-    register_vector(conn)
-    # JSON columns come back as the text that was stored: the shared row
-    # conversions parse it, exactly as for SQLite.
-    conn.adapters.register_loader("json", TextLoader)
-
-
-def as_array(value: Any) -> np.ndarray:
-    """A stored vector as float32 (pgvector's loader gives a ``Vector`` or an array)."""
-    to_numpy = getattr(value, "to_numpy", None)
-    return np.asarray(to_numpy() if to_numpy else value, np.float32)
-
-
-class _Delta:
-    """Change of a cube's live count and indexed length within one transaction."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.length = 0
-
-    def live(self, length: int, sign: int = 1) -> None:
-        self.count += sign
-        self.length += sign * length
 
 
 class PostgresStore:
@@ -146,7 +93,7 @@ class PostgresStore:
         self._vector_index = vector_index
         self._indexed_dims: set[int] = set()
         self._lexeme_stats: tuple[float, dict[str, float]] = (-1e9, {})
-        with _translate("connecting to the database"):
+        with translate("connecting to the database"):
             with psycopg.connect(url, autocommit=True) as conn:
                 migrate(conn)
             self._pool = ConnectionPool(
@@ -155,19 +102,19 @@ class PostgresStore:
                 max_size=pool_max,
                 timeout=pool_timeout_s,
                 kwargs={"autocommit": True, "prepare_threshold": None},
-                configure=_configure,
+                configure=configure,
                 open=True,
                 name="memos",
             )
 
     @contextmanager
     def _read(self, action: str) -> Iterator[psycopg.Connection]:
-        with _translate(action), self._pool.connection() as conn:
+        with translate(action), self._pool.connection() as conn:
             yield conn
 
     @contextmanager
     def _tx(self, action: str) -> Iterator[psycopg.Connection]:
-        with _translate(action), self._pool.connection() as conn, conn.transaction():
+        with translate(action), self._pool.connection() as conn, conn.transaction():
             yield conn
 
     def close(self) -> None:
@@ -240,8 +187,8 @@ class PostgresStore:
 
     def _insert_memories(
         self, conn: psycopg.Connection, scope: Scope, items: Sequence[MemoryItem], vectors: Vectors
-    ) -> _Delta:
-        delta = _Delta()
+    ) -> Delta:
+        delta = Delta()
         params = []
         for item, vec in zip(items, vectors, strict=True):
             self._check_owned(scope, item)
@@ -251,11 +198,11 @@ class PostgresStore:
                 delta.live(p[-1])
         if params:
             with conn.cursor() as cur:
-                cur.executemany(_MEM_INSERT, params)
+                cur.executemany(MEM_INSERT, params)
         return delta
 
     @staticmethod
-    def _bump(conn: psycopg.Connection, cube_id: str, delta: _Delta) -> None:
+    def _bump(conn: psycopg.Connection, cube_id: str, delta: Delta) -> None:
         """Keep the cube's live count and total length (BM25's N and avgdl) current.
 
         Last in every write transaction, so two writers of one cube never wait
@@ -284,7 +231,7 @@ class PostgresStore:
         with self._tx("adding messages and memories") as conn:
             if messages:
                 with conn.cursor() as cur:
-                    cur.executemany(_MSG_INSERT, [rows.message_params(m) for m in messages])
+                    cur.executemany(MSG_INSERT, [rows.message_params(m) for m in messages])
             delta = self._insert_memories(conn, scope, memories, vectors)
             self._bump(conn, scope.cube_id, delta)
 
@@ -292,21 +239,6 @@ class PostgresStore:
     def _check_owned(scope: Scope, item: MemoryItem) -> None:
         if item.cube_id != scope.cube_id:
             raise PermissionDenied("a memory must be written into the scope's own cube")
-
-    def _locked(
-        self, conn: psycopg.Connection, scope: Scope, memory_id: str, *, live_only: bool
-    ) -> tuple[int, MemoryItem, int] | None:
-        params: list[Any] = [memory_id]
-        sql = (
-            f"SELECT m.pk, m.lex_len, {_MEM_SELECT} FROM memories m "
-            f"WHERE m.id = %s AND {_scope_sql(scope, params)}"
-        )
-        if live_only:
-            sql += f" AND m.status = '{LIVE}'"
-        row = conn.execute(sql + " FOR UPDATE", params).fetchone()
-        if row is None:
-            return None
-        return int(row[0]), rows.memory_from_row(row[2:]), int(row[1])
 
     def update_memory(
         self,
@@ -322,11 +254,11 @@ class PostgresStore:
         if vector is not None:
             self._ensure_index(np.asarray(vector).reshape(1, -1))
         with self._tx("updating a memory") as conn:
-            found = self._locked(conn, scope, memory_id, live_only=False)
+            found = versions.locked(conn, scope, memory_id, live_only=False)
             if found is None:
                 raise MemoryNotFound(f"memory {memory_id!r} not found")
             pk, old, old_len = found
-            self._archive_version(conn, old)
+            versions.archive_version(conn, old)
             new = old.model_copy(update=changes)
             new.version = old.version + 1
             new.update_time = rows.when(time.time())
@@ -351,42 +283,14 @@ class PostgresStore:
                 ),
             )
             if vector is not None:
-                self._set_vector(conn, pk, vector)
-            delta = _Delta()
+                versions.set_vector(conn, pk, vector, self.embed_model)
+            delta = Delta()
             if old.status == MemoryStatus.ACTIVATED:
                 delta.live(old_len, -1)
             if new.status == MemoryStatus.ACTIVATED:
                 delta.live(new_len)
             self._bump(conn, scope.cube_id, delta)
         return new
-
-    def _set_vector(self, conn: psycopg.Connection, pk: int, vector: Vectors) -> None:
-        v = np.asarray(vector, np.float32).reshape(-1)
-        conn.execute(
-            "UPDATE memories SET vec = %s, dims = %s, model = %s WHERE pk = %s",
-            (v, len(v), self.embed_model, pk),
-        )
-
-    @staticmethod
-    def _archive_version(conn: psycopg.Connection, old: MemoryItem) -> None:
-        conn.execute(
-            "INSERT INTO memory_versions (memory_id, cube_id, version, key, value, tags, info, "
-            "status, update_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (memory_id, version) DO UPDATE SET key = excluded.key, "
-            "value = excluded.value, tags = excluded.tags, info = excluded.info, "
-            "status = excluded.status, update_time = excluded.update_time",
-            (
-                old.id,
-                old.cube_id,
-                old.version,
-                old.key,
-                old.value,
-                json.dumps(old.tags, ensure_ascii=False),
-                json.dumps(old.info, ensure_ascii=False),
-                str(old.status),
-                rows.ts(old.update_time),
-            ),
-        )
 
     def set_status(self, scope: Scope, memory_ids: Sequence[str], status: MemoryStatus) -> int:
         if not memory_ids:
@@ -395,15 +299,15 @@ class PostgresStore:
         with self._tx("changing memory status") as conn:
             params: list[Any] = [list(memory_ids)]
             found = conn.execute(
-                f"SELECT m.pk, m.lex_len, {_MEM_SELECT} FROM memories m "
-                f"WHERE m.id = ANY(%s) AND {_scope_sql(scope, params)} AND m.status != %s "
+                f"SELECT m.pk, m.lex_len, {MEM_SELECT} FROM memories m "
+                f"WHERE m.id = ANY(%s) AND {scope_sql(scope, params)} AND m.status != %s "
                 "ORDER BY m.pk FOR UPDATE",
                 [*params, str(status)],
             ).fetchall()
-            delta = _Delta()
+            delta = Delta()
             for row in found:
                 old = rows.memory_from_row(row[2:])
-                self._archive_version(conn, old)
+                versions.archive_version(conn, old)
                 if old.status == MemoryStatus.ACTIVATED:
                     delta.live(int(row[1]), -1)
                 elif status == MemoryStatus.ACTIVATED:
@@ -419,7 +323,7 @@ class PostgresStore:
 
     def delete_scope(self, scope: Scope) -> int:
         params: list[Any] = []
-        where = _scope_sql(scope, params)
+        where = scope_sql(scope, params)
         with self._read("listing memories to delete") as conn:
             ids = [
                 str(r[0])
@@ -433,33 +337,7 @@ class PostgresStore:
         if not edges:
             return
         with self._tx("adding edges") as conn:
-            self._insert_edges(conn, scope, edges)
-
-    @staticmethod
-    def _insert_edges(conn: psycopg.Connection, scope: Scope, edges: Sequence[Edge]) -> None:
-        if not edges:
-            return
-        ids = sorted({e.src_id for e in edges} | {e.dst_id for e in edges})
-        params: list[Any] = [ids]
-        found = {
-            str(r[0])
-            for r in conn.execute(
-                f"SELECT m.id FROM memories m WHERE m.id = ANY(%s) AND {_scope_sql(scope, params)}",
-                params,
-            ).fetchall()
-        }
-        missing = [i for i in ids if i not in found]
-        if missing:
-            raise MemoryNotFound(f"memories not found in this scope: {missing[:5]}")
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO edges (cube_id, src_id, dst_id, kind, create_time) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [
-                    (scope.cube_id, e.src_id, e.dst_id, e.kind.value, e.create_time.timestamp())
-                    for e in edges
-                ],
-            )
+            versions.insert_edges(conn, scope, edges)
 
     # ------------------------------------------------------------------- reads
     def get_memories(
@@ -469,8 +347,8 @@ class PostgresStore:
             return []
         params: list[Any] = [list(memory_ids)]
         sql = (
-            f"SELECT {_MEM_SELECT} FROM memories m "
-            f"WHERE m.id = ANY(%s) AND {_scope_sql(scope, params)}"
+            f"SELECT {MEM_SELECT} FROM memories m "
+            f"WHERE m.id = ANY(%s) AND {scope_sql(scope, params)}"
         )
         if not include_inactive:
             sql += f" AND m.status = '{LIVE}'"
@@ -483,7 +361,7 @@ class PostgresStore:
 
     def list_memories(self, scope: Scope, flt: Node | None, *, offset: int, limit: int) -> Page:
         params: list[Any] = []
-        where = f"{_scope_sql(scope, params)} AND m.status = '{LIVE}'"
+        where = f"{scope_sql(scope, params)} AND m.status = '{LIVE}'"
         if flt is not None:
             where += " AND " + compile_filter(flt, "m", params)
         with self._read("listing memories") as conn:
@@ -493,7 +371,7 @@ class PostgresStore:
             items = [
                 rows.memory_from_row(r)
                 for r in conn.execute(
-                    f"SELECT {_MEM_SELECT} FROM memories m WHERE {where} "
+                    f"SELECT {MEM_SELECT} FROM memories m WHERE {where} "
                     "ORDER BY m.create_time DESC, m.pk DESC LIMIT %s OFFSET %s",
                     [*params, limit, offset],
                 ).fetchall()
@@ -502,7 +380,7 @@ class PostgresStore:
 
     def count_memories(self, scope: Scope) -> int:
         params: list[Any] = []
-        where = _scope_sql(scope, params)
+        where = scope_sql(scope, params)
         with self._read("counting memories") as conn:
             row = conn.execute(
                 f"SELECT count(*) FROM memories m WHERE {where} AND m.status = '{LIVE}'", params
@@ -515,7 +393,7 @@ class PostgresStore:
         if not message_ids:
             return set()
         params: list[Any] = []
-        where = _scope_sql(scope, params)
+        where = scope_sql(scope, params)
         params.extend([conversation_id, list(message_ids)])
         with self._read("checking message ids") as conn:
             found = conn.execute(
@@ -564,13 +442,13 @@ class PostgresStore:
         self, scope: Scope, conversation_id: str | None, *, limit: int
     ) -> list[Message]:
         params: list[Any] = []
-        where = _scope_sql(scope, params)
+        where = scope_sql(scope, params)
         if conversation_id is not None:
             where += " AND m.conversation_id = %s"
             params.append(conversation_id)
         with self._read("reading messages") as conn:
             found = conn.execute(
-                f"SELECT {_MSG_SELECT} FROM messages m WHERE {where} "
+                f"SELECT {MSG_SELECT} FROM messages m WHERE {where} "
                 "ORDER BY m.pk DESC LIMIT %s",
                 [*params, limit],
             ).fetchall()
@@ -580,10 +458,10 @@ class PostgresStore:
         if not ids:
             return []
         params: list[Any] = [list(ids)]
-        where = _scope_sql(scope, params)
+        where = scope_sql(scope, params)
         with self._read("reading messages") as conn:
             found = conn.execute(
-                f"SELECT {_MSG_SELECT} FROM messages m WHERE m.id = ANY(%s) AND {where}", params
+                f"SELECT {MSG_SELECT} FROM messages m WHERE m.id = ANY(%s) AND {where}", params
             ).fetchall()
         by_id = {m.id: m for m in map(rows.message_from_row, found)}
         return [by_id[i] for i in ids if i in by_id]
@@ -609,7 +487,7 @@ class PostgresStore:
         if k <= 0 or dims == 0:
             return []
         params: list[Any] = []
-        where = f"{_scope_sql(scope, params)} AND m.status = '{LIVE}' AND m.dims = {dims}"
+        where = f"{scope_sql(scope, params)} AND m.status = '{LIVE}' AND m.dims = {dims}"
         if flt is not None:
             where += " AND " + compile_filter(flt, "m", params)
         distance = f"(m.vec::vector({dims}) <=> %s::vector({dims}))"
@@ -650,7 +528,7 @@ class PostgresStore:
             if plan is None:
                 return []
             params: list[Any] = [plan.terms, plan.idfs]
-            where = f"{_scope_sql(scope, params)} AND m.status = '{LIVE}'"
+            where = f"{scope_sql(scope, params)} AND m.status = '{LIVE}'"
             where += " AND m.lex @@ %s::tsquery"
             params.append(plan.match)
             if flt is not None:
@@ -668,7 +546,7 @@ class PostgresStore:
             # binary: a vector arrives as 1.5 kB of float32, not 4 kB of text to parse
             found = conn.execute(
                 f"SELECT m.id, m.vec FROM memories m WHERE m.id = ANY(%s) "
-                f"AND {_scope_sql(scope, params)}",
+                f"AND {scope_sql(scope, params)}",
                 params,
                 binary=True,
             ).fetchall()
@@ -685,7 +563,7 @@ class PostgresStore:
         with self._tx("recording memory usage") as conn:
             for memory_id, uses, last_used in sorted(usage):
                 params: list[Any] = [int(uses), float(last_used), memory_id]
-                in_scope = _scope_sql(scope, params)
+                in_scope = scope_sql(scope, params)
                 cur = conn.execute(
                     "UPDATE memories AS m SET usage_count = m.usage_count + %s, "
                     "last_used = greatest(coalesce(m.last_used, 0), %s) "
@@ -739,72 +617,13 @@ class PostgresStore:
         with self._tx("committing memory changes") as conn:
             delta = self._insert_memories(conn, scope, changes.add, changes.vectors)
             for rev in changes.revise:
-                self._revise(conn, scope, rev, now, delta)
+                versions.revise(conn, scope, rev, now, delta, self.embed_model)
             for ret in changes.retire:
-                self._retire(conn, scope, ret, now, delta)
-            self._insert_edges(conn, scope, changes.edges)
+                versions.retire(conn, scope, ret, now, delta)
+            versions.insert_edges(conn, scope, changes.edges)
             if changes.task is not None:
                 self._put_task(conn, scope, *changes.task, now=now)
             self._bump(conn, scope.cube_id, delta)
-
-    def _revise(
-        self, conn: psycopg.Connection, scope: Scope, rev: Revision, now: float, delta: _Delta
-    ) -> None:
-        allowed = {"key", "value", "tags", "info", "confidence", "sources"}
-        unknown = set(rev.changes) - allowed
-        if unknown:
-            raise ValueError(f"cannot revise fields {sorted(unknown)}")
-        found = self._locked(conn, scope, rev.memory_id, live_only=True)
-        if found is None:
-            raise MemoryNotFound(f"no active memory {rev.memory_id!r} in this scope")
-        pk, old, old_len = found
-        self._archive_version(conn, old)
-        new = old.model_copy(update=rev.changes)
-        lex, new_len = lexical.document(new.key, new.value, new.context)
-        conn.execute(
-            "UPDATE memories SET key = %s, value = %s, tags = %s, info = %s, confidence = %s, "
-            "sources = %s, version = version + 1, update_time = %s, lex = %s::tsvector, "
-            "lex_len = %s WHERE pk = %s",
-            (
-                new.key,
-                new.value,
-                json.dumps(new.tags, ensure_ascii=False),
-                json.dumps(new.info, ensure_ascii=False),
-                new.confidence,
-                json.dumps([s.model_dump() for s in new.sources], ensure_ascii=False),
-                now,
-                lex,
-                new_len,
-                pk,
-            ),
-        )
-        delta.length += new_len - old_len
-        if rev.vector is not None:
-            self._set_vector(conn, pk, rev.vector)
-
-    def _retire(
-        self, conn: psycopg.Connection, scope: Scope, ret: Retirement, now: float, delta: _Delta
-    ) -> None:
-        found = self._locked(conn, scope, ret.memory_id, live_only=True)
-        if found is None:
-            if ret.missing_ok:
-                return
-            raise MemoryNotFound(f"no active memory {ret.memory_id!r} in this scope")
-        pk, old, old_len = found
-        self._archive_version(conn, old)
-        conn.execute(
-            "UPDATE memories SET status = %s, archive_reason = %s, superseded_by = %s, "
-            "valid_to = %s, version = version + 1, update_time = %s WHERE pk = %s",
-            (
-                MemoryStatus.ARCHIVED.value,
-                ret.reason.value,
-                ret.superseded_by,
-                rows.ts(ret.valid_to),
-                now,
-                pk,
-            ),
-        )
-        delta.live(old_len, -1)
 
     def superseded(
         self,
@@ -815,7 +634,7 @@ class PostgresStore:
         flt: Node | None = None,
     ) -> list[tuple[MemoryItem, np.ndarray]]:
         params: list[Any] = []
-        where = f"{_scope_sql(scope, params)} AND m.archive_reason = %s"
+        where = f"{scope_sql(scope, params)} AND m.archive_reason = %s"
         params.append(ArchiveReason.SUPERSEDED.value)
         if flt is not None:
             where += " AND " + compile_filter(flt, "m", params)
@@ -827,7 +646,7 @@ class PostgresStore:
             params.append(end.timestamp())
         with self._read("reading superseded memories") as conn:
             found = conn.execute(
-                f"SELECT {_MEM_SELECT}, m.vec FROM memories m WHERE {where} "
+                f"SELECT {MEM_SELECT}, m.vec FROM memories m WHERE {where} "
                 "ORDER BY m.valid_to DESC LIMIT %s",
                 [*params, limit],
             ).fetchall()

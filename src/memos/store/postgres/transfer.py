@@ -28,7 +28,8 @@ from memos.domain.models import MemoryStatus
 from memos.errors import NotFound, PermissionDenied, StoreError
 from memos.store import records
 from memos.store.postgres import lexical
-from memos.store.postgres.store import PostgresStore, as_array
+from memos.store.postgres.sql import as_array
+from memos.store.postgres.store import PostgresStore
 from memos.store.records import Batch, Embed, Record, Records, Tally
 
 FETCH = 500
