@@ -52,7 +52,8 @@ class Section:
 def sections(path: Path) -> list[Section]:
     """Markdown sections (## to ####) with their body lines cut into chunks."""
     out: list[Section] = []
-    heading, lines = "", []  # type: ignore[var-annotated]
+    heading = ""
+    lines: list[str] = []
     for line in [*path.read_text(encoding="utf-8").splitlines(), "## end"]:
         m = HEADING.match(line)
         if m:

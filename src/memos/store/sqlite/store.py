@@ -5,7 +5,9 @@ transaction), one reader connection per thread, WAL so readers never block the
 writer. Vectors live in ``memory_vectors`` and are served from an in-memory
 per-cube matrix (see ``vector_index``) and BM25 from an in-memory per-cube
 index (see ``lexical_index``); both are caches of the tables, rebuilt when
-another process bumped the cube's generation and patched in place otherwise.
+another process bumped the cube's generation and patched in place otherwise
+(``loaders`` fills them). History-keeping row writes are in ``versions``; the
+tenant predicate every query carries is ``sql.scope_sql``.
 """
 
 from __future__ import annotations
