@@ -32,7 +32,7 @@ from memos.bench.locomo import BM25, Retrieved, budget_recall
 from memos.domain.models import MessageInput
 from memos.service import MemoryService
 from memos.settings import load_settings
-from memos.text.tokens import STOPWORDS
+from memos.text.lexical import lexical_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [*sorted((ROOT.parent / "shared" / "spec").glob("*.md")), ROOT / "docs" / "decisions.md"]
@@ -89,10 +89,6 @@ def chunk(lines: list[str]) -> list[str]:
     return chunks
 
 
-def content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS]
-
-
 def corpus() -> tuple[list[str], Queries]:
     """Chunk texts (id = index) and the (query, evidence ids) pairs."""
     texts: list[str] = []
@@ -106,7 +102,7 @@ def corpus() -> tuple[list[str], Queries]:
         for chunk in s.chunks:
             ids.append(str(len(texts)))
             texts.append(chunk)
-        if counts[s.heading.lower()] == 1 and len(content_words(s.heading)) >= 2:
+        if counts[s.heading.lower()] == 1 and len(lexical_tokens(s.heading)) >= 2:
             queries.append((s.heading, frozenset(ids)))
     return texts, queries
 
