@@ -32,6 +32,18 @@ class InvalidParameter(MemosError):
     http_status = 400
 
 
+class PayloadTooLarge(InvalidParameter):
+    """The request body exceeds the server's cap (40000, HTTP 413)."""
+
+    http_status = 413
+
+
+class RequestTimeout(InvalidParameter):
+    """The request body did not arrive in time (40000, HTTP 408)."""
+
+    http_status = 408
+
+
 class MissingField(InvalidParameter):
     """A required field is absent or blank (40002)."""
 

@@ -203,6 +203,31 @@ class LimitSettings(BaseModel):
     # keeps one request's embedding or LLM work bounded.
     max_rerank_documents: int = 100
     max_rerank_tokens: int = 8_000
+    # Every request body, in every face (service/validation.check_payload): nesting,
+    # array length and string length bounds, 64-bit integers, finite numbers, no
+    # lone surrogates. The depth leaves room for filters (8 levels) inside a body.
+    max_json_depth: int = Field(default=32, ge=4, le=256)
+    max_array_items: int = Field(default=10_000, ge=16)
+    max_string_chars: int = Field(default=1_000_000, ge=1_000)
+    # Free-form objects a caller stores (``info``, message parts, tool calls):
+    # nesting below the field and their size as JSON, checked before anything is written.
+    max_info_depth: int = Field(default=8, ge=1, le=64)
+    max_info_bytes: int = Field(default=65_536, ge=1_024)
+
+
+class HttpSettings(BaseModel):
+    """The HTTP face's own bounds (``api/limits.py``, ``api/server.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Request bodies above this answer 413 before they are parsed. The largest
+    # legal add (40k tokens, escaped CJK) is under 1 MB; 8 MiB leaves room for
+    # inline images and lets no client make the server buffer more.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # A connection must finish its request line and headers within this, and its
+    # body within ``body_timeout_s`` (slow-loris clients are dropped).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class Settings(BaseModel):
@@ -222,6 +247,7 @@ class Settings(BaseModel):
     organize: OrganizeSettings = Field(default_factory=OrganizeSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     reranker: RerankerSettings = Field(default_factory=RerankerSettings)
     working: WorkingSettings = Field(default_factory=WorkingSettings)

@@ -93,7 +93,7 @@ def serve(
     """
     import uvicorn
 
-    from memos.api import create_app
+    from memos.api import create_app, server
 
     overrides: dict[str, Any] = {
         "host": host,
@@ -119,12 +119,14 @@ def serve(
         f"(data: {settings.data_dir}, docs: /docs)",
         err=True,
     )
+    server.configure(settings.http.header_timeout_s)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        http=server.GuardedH11Protocol,
     )
 
 
@@ -136,6 +138,7 @@ def _serve_processes(settings: Settings) -> None:
     """
     import uvicorn
 
+    from memos.api import server
     from memos.errors import MemosError
     from memos.service import MemoryService
     from memos.settings import hand_down
@@ -166,6 +169,7 @@ def _serve_processes(settings: Settings) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        http=server.GuardedH11Protocol,
     )
 
 

@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import click
 
-from memos.domain.models import MemoryItem
+from memos.domain.models import MemoryItem, cube_name
 from memos.embedders import build_embedder
 from memos.embedders.base import Embedder, Vectors
 from memos.errors import ConfigError, MemosError, NotFound, UserNotFound
@@ -124,11 +124,15 @@ def _counts(counts: dict[str, int]) -> str:
 def _select(store: MemoryStore, user: str | None, cube: str | None, everything: bool) -> list[str]:
     if [user is not None, cube is not None, everything].count(True) != 1:
         raise click.UsageError("give exactly one of --user U, --cube C or --all")
-    if cube is not None:
-        if store.cube_owner(cube) is None:
-            raise NotFound(f"no cube {cube!r} in the store")
-        return [cube]
     found = sorted(store.cubes())
+    if cube is not None:
+        if store.cube_owner(cube) is not None:
+            return [cube]
+        # a named cube is keyed in its owner's namespace; its bare name works when unique
+        named = [c for c, _ in found if cube_name(c) == cube]
+        if len(named) != 1:
+            raise NotFound(f"no single cube {cube!r} in the store; use --user to pick by owner")
+        return named
     if user is not None:
         mine = [c for c, owner in found if owner == user]
         if not mine:

@@ -19,11 +19,13 @@ for the sources that later issues add.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from memos.errors import InvalidParameter
+from memos.text.timeparse import MAX_YEAR, MIN_YEAR, epoch_seconds, in_range
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "contains", "in"]
 _OPS: frozenset[str] = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "contains", "in"})
@@ -34,6 +36,9 @@ COLUMN_FIELDS = frozenset(
 SOURCE_BLOCKS = frozenset({"user", "public", "knowledgebase"})
 MAX_DEPTH = 8
 MAX_CONDITIONS = 64
+# An ``in`` list is bound as SQL parameters: SQLite allows 32,766 in one statement.
+MAX_IN_ITEMS = 1_000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,12 @@ def parse_time(value: Any, *, bound: str) -> tuple[str, float]:
         raise InvalidParameter(f"filter time must be a date string or epoch number, got {value!r}")
     if isinstance(value, int | float):
         # epoch milliseconds (the cloud examples) or seconds
-        return bound, float(value) / 1000.0 if value > 1e11 else float(value)
+        seconds = epoch_seconds(value)
+        if not in_range(seconds):
+            raise InvalidParameter(
+                f"filter time {value!r} is outside the years {MIN_YEAR} to {MAX_YEAR}"
+            )
+        return bound, seconds
     text = value.strip()
     try:
         if len(text) == 10:
@@ -89,7 +99,12 @@ def parse_time(value: Any, *, bound: str) -> tuple[str, float]:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return bound, parsed.timestamp()
+    seconds = parsed.timestamp()
+    if not in_range(seconds):
+        raise InvalidParameter(
+            f"filter time {value!r} is outside the years {MIN_YEAR} to {MAX_YEAR}"
+        )
+    return bound, seconds
 
 
 def _field_name(key: str) -> str:
@@ -106,8 +121,14 @@ def _field_name(key: str) -> str:
 
 
 def _check_scalar(key: str, value: Any) -> None:
+    """A comparable value both stores can bind: 64-bit integers and finite floats only."""
     if isinstance(value, dict | list):
         raise InvalidParameter(f"filter value for {key!r} must be a string, number or boolean")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidParameter(f"filter value for {key!r} is an integer beyond 64 bits")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidParameter(f"filter value for {key!r} must be a finite number")
 
 
 def _condition(key: str, spec: Any) -> Node:
@@ -128,6 +149,10 @@ def _condition(key: str, spec: Any) -> Node:
         if op == "in":
             if not isinstance(value, list) or not value:
                 raise InvalidParameter(f"'in' on {key!r} needs a non-empty list")
+            if len(value) > MAX_IN_ITEMS:
+                raise InvalidParameter(
+                    f"'in' on {key!r} has {len(value)} values; the maximum is {MAX_IN_ITEMS}"
+                )
             for item in value:
                 _check_scalar(key, item)
         else:

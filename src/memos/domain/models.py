@@ -76,6 +76,26 @@ class Role(StrEnum):
     TOOL = "tool"
 
 
+# Named cubes live in their owner's namespace: the storage key of bob's cube
+# "work" is "bob\x1fwork", while a user's default cube is keyed by the user id
+# alone. Ids may not hold control characters (service/validation), so no user
+# id or cube name can forge the separator: nobody can create a cube that is, or
+# later becomes, someone else's default cube, and a foreign cube reads as missing.
+CUBE_SEP = "\x1f"
+
+
+def cube_key(user_id: str, cube_name: str | None = None) -> str:
+    """The storage key of ``user_id``'s cube ``cube_name`` (their default cube if None)."""
+    if cube_name is None or cube_name == user_id:
+        return user_id
+    return f"{user_id}{CUBE_SEP}{cube_name}"
+
+
+def cube_name(key: str) -> str:
+    """The name a client uses for the cube stored under ``key``."""
+    return key.split(CUBE_SEP, 1)[1] if CUBE_SEP in key else key
+
+
 class Scope(BaseModel):
     """Who owns the data a call touches.
 
@@ -94,6 +114,11 @@ class Scope(BaseModel):
     @classmethod
     def for_user(cls, user_id: str, **kw: str | None) -> Scope:
         return cls(user_id=user_id, cube_id=user_id, **kw)
+
+    @property
+    def cube_name(self) -> str:
+        """The cube as the client names it (``cube_id`` is the storage key)."""
+        return cube_name(self.cube_id)
 
 
 class Source(BaseModel):

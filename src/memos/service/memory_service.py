@@ -27,6 +27,7 @@ from memos.domain.models import (
     Role,
     Scope,
     ScoredMemory,
+    cube_key,
     new_id,
 )
 from memos.embedders import build_embedder
@@ -59,7 +60,7 @@ from memos.service.background import BackgroundRunner
 from memos.service.refine import Refiner
 from memos.service.scheduler import Scheduler, TaskView
 from memos.settings import Settings
-from memos.store.base import MemoryStore
+from memos.store.base import Ingest, MemoryStore
 from memos.store.factory import open_store, store_kind
 from memos.text.timeparse import parse_chat_time
 from memos.text.tokens import count_tokens
@@ -218,22 +219,25 @@ class MemoryService:
         *,
         agent_id: str | None = None,
         app_id: str | None = None,
-        create: bool = False,
     ) -> Scope:
+        """The caller's scope: their default cube, or their cube named ``cube_id``.
+
+        Named cubes are keyed in their owner's namespace (``domain.models.cube_key``),
+        so another user's cube name reads as a cube of the caller's that does not
+        exist yet, never as theirs: no 403 oracle, no squatting. The owner check
+        stays as a guard for data written before that rule.
+        """
         user = v.require_id(user_id, "user_id", self.limits)
-        cube = v.optional_id(cube_id, "cube_id", self.limits) or user
+        name = v.optional_id(cube_id, "cube_id", self.limits)
         scope = Scope(
             user_id=user,
-            cube_id=cube,
+            cube_id=cube_key(user, name),
             agent_id=v.optional_id(agent_id, "agent_id", self.limits),
             app_id=v.optional_id(app_id, "app_id", self.limits),
         )
-        if create:
-            self.store.claim_cube(user, cube)
-        else:
-            owner = self.store.cube_owner(cube)
-            if owner is not None and owner != user:
-                raise PermissionDenied(f"cube {cube!r} belongs to another user")
+        owner = self.store.cube_owner(scope.cube_id)
+        if owner is not None and owner != user:
+            raise PermissionDenied(f"cube {scope.cube_name!r} belongs to another user")
         return scope
 
     def readable_scopes(self, user_id: str | None, cube_ids: Sequence[str] | None) -> list[Scope]:
@@ -241,13 +245,17 @@ class MemoryService:
         return [self._scope(user_id, c) for c in cubes]
 
     # ------------------------------------------------------------------- add
-    def add(
+    def add(self, *, cube_id: str | None = None, **kw: Any) -> AddResult:
+        """Store messages in one cube; see :meth:`add_to_cubes`."""
+        return self.add_to_cubes(cube_ids=[cube_id], **kw)[0]
+
+    def add_to_cubes(
         self,
         *,
         user_id: str | None,
         messages: list[MessageInput] | None,
+        cube_ids: Sequence[str | None] = (None,),
         conversation_id: str | None = None,
-        cube_id: str | None = None,
         agent_id: str | None = None,
         app_id: str | None = None,
         tags: Sequence[str] | None = None,
@@ -255,15 +263,17 @@ class MemoryService:
         require_conversation: bool = False,
         mode: str | None = None,
         async_mode: bool = False,
-    ) -> AddResult:
-        """Store messages and make their memories searchable before returning.
+    ) -> list[AddResult]:
+        """Store messages in each cube and make their memories searchable before returning.
 
-        ``mode="fine"`` then asks the LLM for fine memories, compares them with
-        the stored ones (merge, supersede, duplicate) and lets them replace the
-        window's fast memories (archived, not deleted). With ``async_mode`` that
-        pass runs in the background and the task reads ``running`` until it
-        ends. If extraction fails the fast memories stay and the task is
-        recorded as failed with the reason.
+        Everything is validated and every cube resolved before anything is
+        written, and all cubes are written in one transaction: an error means
+        nothing changed. ``mode="fine"`` then asks the LLM for fine memories,
+        compares them with the stored ones (merge, supersede, duplicate) and lets
+        them replace the window's fast memories (archived, not deleted). With
+        ``async_mode`` that pass runs in the background and the task reads
+        ``running`` until it ends. If extraction fails the fast memories stay and
+        the task is recorded as failed with the reason.
         """
         started = time.perf_counter()
         if mode not in (None, "fast", "fine"):
@@ -274,71 +284,89 @@ class MemoryService:
             conversation_id = v.optional_id(conversation_id, "conversation_id", self.limits)
         texts = v.check_messages(messages, self.limits)
         assert messages is not None
-        if tags is not None and (
-            not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
-        ):
-            raise InvalidParameter("tags must be an array of strings")
+        tag_list = v.check_tags(tags, self.limits)
+        if info is not None and not isinstance(info, dict):
+            raise InvalidParameter("info must be an object")
+        v.check_free_json(info, "info", self.limits)
         if mode == "fine" and self.refiner is None:  # refused before anything is written
             v.require_id(user_id, "user_id", self.limits)
             raise LLMNotConfigured("mode fine")
-        scope = self._scope(user_id, cube_id, agent_id=agent_id, app_id=app_id, create=True)
-        stored = [
-            self._to_message(scope, conversation_id, msg, text)
-            for msg, text in zip(messages, texts, strict=True)
-        ]
-        # A retried request (same client message_id in the same conversation) is a no-op
-        # for the messages already stored, so clients can retry after a lost response.
-        client_ids = [m.message_id for m in stored if m.message_id]
-        seen = self.store.existing_message_ids(scope, conversation_id, client_ids)
-        if seen:
-            stored = [m for m in stored if m.message_id not in seen]
-        items = self.reader.read(scope, stored, tags=tags or [], info=info)
-        vectors = (
-            self.embedder.embed([f"{m.value}" for m in items])
-            if items
-            else np.zeros((0, 1), np.float32)
-        )
-        self.store.ingest(scope, stored, items, vectors)
-        if self.working is not None and items:
-            self._observe_turns(scope, conversation_id, [m.id for m in items], vectors)
-        task_id = new_id()
-        message_ids = [m.message_id or m.id for m in stored]
-        fast_ids = [m.id for m in items]
-        if mode == "fine" and self.refiner is not None:
-            refiner = self.refiner
-            self.store.put_task(scope, task_id, "running")
-
-            def fine_pass() -> AddResult:
-                outcome = refiner.refine(scope, task_id, stored, items, tags=tags or [], info=info)
-                if outcome.status != "completed":  # success is recorded with the writes
-                    self.store.put_task(scope, task_id, outcome.status, outcome.error)
-                return AddResult(
-                    task_id, outcome.status, outcome.memory_ids, message_ids, outcome.error
+        scopes = list(
+            {
+                s.cube_id: s
+                for s in (
+                    self._scope(user_id, c, agent_id=agent_id, app_id=app_id)
+                    for c in (cube_ids or [None])
                 )
-
-            if not async_mode:
-                return fine_pass()
-            self.scheduler.submit_fine_pass(
-                scope,
-                task_id,
-                conversation_id,
-                [m.id for m in stored],
-                fast_ids,
-                tags=list(tags or []),
-                info=info,
-            )
-            return AddResult(task_id, "running", fast_ids, message_ids)
-        self.store.put_task(scope, task_id, "completed")
+            }.values()
+        )
+        fine = mode == "fine" and self.refiner is not None
+        batch: list[Ingest] = []
+        embedded: dict[tuple[str, ...], Vectors] = {}
+        for scope in scopes:
+            stored = [
+                self._to_message(scope, conversation_id, msg, text)
+                for msg, text in zip(messages, texts, strict=True)
+            ]
+            # A retried request (same client message_id in the same conversation) is a
+            # no-op for the messages already stored, so clients can retry after a lost
+            # response.
+            client_ids = [m.message_id for m in stored if m.message_id]
+            seen = self.store.existing_message_ids(scope, conversation_id, client_ids)
+            if seen:
+                stored = [m for m in stored if m.message_id not in seen]
+            items = self.reader.read(scope, stored, tags=tag_list, info=info)
+            values = tuple(m.value for m in items)
+            if values not in embedded:  # the same text in several cubes is embedded once
+                embedded[values] = (
+                    self.embedder.embed(list(values)) if items else np.zeros((0, 1), np.float32)
+                )
+            task = (new_id(), "running" if fine else "completed", None)
+            batch.append(Ingest(scope, stored, items, embedded[values], task=task))
+        self.store.ingest_batch(batch)
+        results = [
+            self._after_ingest(part, conversation_id, fine, async_mode, tag_list, info)
+            for part in batch
+        ]
         logger.info(
-            "added %d messages -> %d memories for cube %s in %.1f ms",
-            len(stored),
-            len(items),
-            scope.cube_id,
+            "added %d messages -> %d memories for %d cube(s) in %.1f ms",
+            sum(len(p.messages) for p in batch),
+            sum(len(p.memories) for p in batch),
+            len(batch),
             (time.perf_counter() - started) * 1000,
         )
-        return AddResult(
-            task_id=task_id, status="completed", memory_ids=fast_ids, message_ids=message_ids
+        return results
+
+    def _after_ingest(
+        self,
+        part: Ingest,
+        conversation_id: str | None,
+        fine: bool,
+        async_mode: bool,
+        tags: list[str],
+        info: dict[str, Any] | None,
+    ) -> AddResult:
+        """Working memory, then the fine pass (now, queued, or none) for one cube."""
+        scope, stored, items = part.scope, list(part.messages), list(part.memories)
+        assert part.task is not None
+        task_id = part.task[0]
+        if self.working is not None and items:
+            self._observe_turns(scope, conversation_id, [m.id for m in items], part.vectors)
+        message_ids = [m.message_id or m.id for m in stored]
+        fast_ids = [m.id for m in items]
+        if not fine or self.refiner is None:
+            return AddResult(task_id, "completed", fast_ids, message_ids)
+        if not async_mode:
+            outcome = self.refiner.refine(scope, task_id, stored, items, tags=tags, info=info)
+            if outcome.status != "completed":  # success is recorded with the writes
+                self.store.put_task(scope, task_id, outcome.status, outcome.error)
+            return AddResult(
+                task_id, outcome.status, outcome.memory_ids, message_ids, outcome.error
+            )
+        self.scheduler.submit_fine_pass(
+            scope, task_id, conversation_id, [m.id for m in stored], fast_ids, tags=tags, info=info
         )
+        return AddResult(task_id, "running", fast_ids, message_ids)
 
     def wait_background(self, timeout: float | None = None, user_id: str | None = None) -> bool:
         """Block until queued fine passes (of ``user_id``, or everyone's) are done."""
@@ -585,6 +613,8 @@ class MemoryService:
         ):
             raise InvalidParameter("documents must be an array of strings")
         documents = list(documents)
+        for i, doc in enumerate(documents):
+            v.check_text(doc, f"documents[{i}]", self.limits)
         if not documents:
             raise EmptyField("documents cannot be empty")
         cap = self.limits.max_rerank_documents
@@ -626,8 +656,11 @@ class MemoryService:
     def get(
         self, *, user_id: str | None, memory_id: str, cube_ids: Sequence[str] | None = None
     ) -> MemoryItem:
-        if not memory_id or len(memory_id) > self.limits.max_id_chars:
-            raise InvalidParameter("memory_id must be 1 to 100 characters")
+        if not isinstance(memory_id, str) or not 0 < len(memory_id) <= self.limits.max_id_chars:
+            raise InvalidParameter(
+                f"memory_id must be 1 to {self.limits.max_id_chars} characters"
+            )
+        v.check_text(memory_id, "memory_id")
         for scope in self.readable_scopes(user_id, cube_ids):
             found = self.store.get_memories(scope, [memory_id])
             if found:
@@ -671,8 +704,7 @@ class MemoryService:
             raise MissingField("memory_ids is required")
         if not memory_ids:
             raise EmptyField("memory_ids cannot be empty")
-        if not all(isinstance(i, str) and 0 < len(i) <= 100 for i in memory_ids):
-            raise InvalidParameter("memory_ids must be strings of 1 to 100 characters")
+        memory_ids = v.check_id_list(memory_ids, "memory_ids", self.limits)
         scopes = self.readable_scopes(user_id, cube_ids)
         wanted = list(dict.fromkeys(memory_ids))
         owner: dict[str, Scope] = {}
@@ -682,23 +714,35 @@ class MemoryService:
         missing = [i for i in wanted if i not in owner]
         if missing:
             raise MemoryNotFound(f"memories not found: {missing[:5]}", data={"missing": missing})
-        deleted = 0
-        for scope in scopes:
-            ids = [i for i, s in owner.items() if s == scope]
-            if ids:
-                deleted += self.store.set_status(scope, ids, MemoryStatus.DELETED)
-                if self.working is not None:
-                    self.working.discard(scope.cube_id, ids)
+        batch = [(scope, [i for i, s in owner.items() if s == scope]) for scope in scopes]
+        deleted = self.store.set_status_batch(batch, MemoryStatus.DELETED)
+        if self.working is not None:
+            for scope, ids in batch:
+                self.working.discard(scope.cube_id, ids)
         return deleted
 
-    def delete_all(self, *, user_id: str | None, cube_id: str | None = None) -> int:
-        """Delete every live memory of a user's cube (messages are kept)."""
-        scope = self._scope(user_id, cube_id)
-        if self.store.cube_owner(scope.cube_id) is None:
-            raise UserNotFound(f"user {scope.user_id!r} has no memories")
+    def delete_all(
+        self,
+        *,
+        user_id: str | None,
+        cube_id: str | None = None,
+        cube_ids: Sequence[str | None] | None = None,
+    ) -> int:
+        """Delete every live memory of the user's cube(s) (messages are kept).
+
+        Every cube must exist before any is touched, and all go in one
+        transaction: a refused call deletes nothing.
+        """
+        scopes = self.readable_scopes(user_id, cube_ids or ([cube_id] if cube_id else None))
+        for scope in scopes:
+            if self.store.cube_owner(scope.cube_id) is None:
+                if scope.cube_id == scope.user_id:
+                    raise UserNotFound(f"user {scope.user_id!r} has no memories")
+                raise UserNotFound(f"cube {scope.cube_name!r} has no memories")
         if self.working is not None:
-            self.working.clear(scope.cube_id)
-        return self.store.delete_scope(scope)
+            for scope in scopes:
+                self.working.clear(scope.cube_id)
+        return self.store.delete_scopes(scopes)
 
     # ------------------------------------------------------------------ tasks
     def task_status(self, task_id: str | None, user_id: str | None = None) -> str:
@@ -706,8 +750,20 @@ class MemoryService:
 
     def task(self, task_id: str | None, user_id: str | None = None) -> TaskInfo:
         """A task's status and, when it failed, why."""
+        info = self._task(task_id, user_id)
+        # Without user_id the caller proves nothing but the (unguessable, UUID4) task
+        # id: they get the status, never the failure text, which may quote the
+        # owner's messages. docs/decisions.md says what remains until API keys.
+        return info if user_id is not None else TaskInfo(info.status)
+
+    def _task(self, task_id: str | None, user_id: str | None) -> TaskInfo:
         if not task_id:
             raise InvalidParameter("task_id is required")
+        if not isinstance(task_id, str) or len(task_id) > self.limits.max_id_chars:
+            raise InvalidParameter(f"task_id must be 1 to {self.limits.max_id_chars} characters")
+        v.check_text(task_id, "task_id")
+        if user_id is not None:
+            user_id = v.require_id(user_id, "user_id", self.limits)
         found = self.store.get_task(task_id)
         if found is None:
             raise TaskNotFound(f"task {task_id!r} not found")
@@ -723,7 +779,7 @@ class MemoryService:
 
     def task_view(self, task_id: str | None, user_id: str | None = None) -> TaskView:
         """The task with its queue details (attempts, label, queue status)."""
-        self.task(task_id, user_id)  # existence and ownership
+        self._task(task_id, user_id)  # existence and ownership
         assert task_id is not None
         view = self.scheduler.view(task_id)
         assert view is not None

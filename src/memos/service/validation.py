@@ -1,7 +1,18 @@
-"""Checks on caller input that every face shares (ids, limits, message shapes)."""
+"""Checks on caller input that every face shares (ids, limits, message shapes).
+
+Two layers. ``check_payload`` runs on every request body before any handler
+(the HTTP guard in ``api/limits.py`` and the in-process SDK both call it): it
+refuses what no field may hold, whatever the field (lone surrogates, integers
+beyond 64 bits, NaN and infinities, over-deep nesting, huge arrays and strings).
+The field checks below then validate meaning, and run again for Python callers
+of the service, so nothing a caller writes can break a later read.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from datetime import datetime
 from typing import Any
 
 from memos.domain.models import MessageInput, Role
@@ -16,7 +27,118 @@ from memos.errors import (
     UserIdTooLong,
 )
 from memos.settings import LimitSettings
+from memos.text.timeparse import MAX_YEAR, MIN_YEAR, parse_chat_time
 from memos.text.tokens import count_tokens
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _where(path: str) -> str:
+    """A field path safe to echo in an error (no lone surrogates, bounded length)."""
+    safe = path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe if len(safe) <= 120 else safe[:117] + "..."
+
+
+def check_text(value: str, field: str, limits: LimitSettings | None = None) -> str:
+    """A string every store, tokenizer and renderer can hold: valid Unicode, bounded."""
+    if limits is not None and len(value) > limits.max_string_chars:
+        raise InvalidParameter(
+            f"{_where(field)} is {len(value)} characters; the maximum is {limits.max_string_chars}"
+        )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidParameter(
+                f"{_where(field)} is not valid Unicode (a lone surrogate such as \\ud800)"
+            ) from None
+    return value
+
+
+def check_payload(value: Any, limits: LimitSettings, root: str = "body") -> None:
+    """Refuse, naming the field, any value no field of any request may hold (40000)."""
+    stack: list[tuple[Any, str, int]] = [(value, root, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            check_text(item, path, limits)
+        elif isinstance(item, int):
+            if not INT64_MIN <= item <= INT64_MAX:
+                raise InvalidParameter(f"{_where(path)} is an integer beyond 64 bits")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidParameter(f"{_where(path)} must be a finite number")
+        elif isinstance(item, dict | list | tuple):
+            if depth >= limits.max_json_depth:
+                raise InvalidParameter(
+                    f"{_where(path)} nests deeper than {limits.max_json_depth} levels"
+                )
+            if len(item) > limits.max_array_items:
+                raise InvalidParameter(
+                    f"{_where(path)} has {len(item)} entries; the maximum is "
+                    f"{limits.max_array_items}"
+                )
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise InvalidParameter(f"{_where(path)} has a key that is not a string")
+                    check_text(key, f"{path} key", limits)
+                    stack.append((child, f"{path}.{key}", depth + 1))
+            else:
+                stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
+        else:
+            raise InvalidParameter(f"{_where(path)} is not a JSON value")
+
+
+def check_free_json(value: Any, field: str, limits: LimitSettings, *, sized: bool = True) -> None:
+    """A free-form object the caller stores (``info``, parts, tool calls): JSON that
+    renders back, nested at most ``max_info_depth`` levels and, when ``sized``, at most
+    ``max_info_bytes`` (content parts may carry inline images: the body cap bounds them)."""
+    if value is None:
+        return
+    bounded = limits.model_copy(update={"max_json_depth": limits.max_info_depth})
+    check_payload(value, bounded, field)
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"{_where(field)} must be plain JSON") from None
+    if sized and size > limits.max_info_bytes:
+        raise InvalidParameter(
+            f"{_where(field)} is {size} bytes as JSON; the maximum is {limits.max_info_bytes}"
+        )
+
+
+def check_time(value: str | int | float | None, field: str) -> datetime | None:
+    """A client time (``chat_time``) as UTC, refused unless readable and in range."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidParameter(f"{_where(field)} must be a time string or an epoch number")
+    if isinstance(value, str):
+        check_text(value, field)
+        if not value.strip():
+            return None
+    parsed = parse_chat_time(value)
+    if parsed is None:
+        raise InvalidParameter(
+            f"{_where(field)} {str(value)[:40]!r} is not a time from {MIN_YEAR} to {MAX_YEAR}: "
+            "use 'YYYY-MM-DD HH:MM:SS', ISO 8601 or epoch seconds"
+        )
+    return parsed
+
+
+def check_tags(tags: Any, limits: LimitSettings, field: str = "tags") -> list[str]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise InvalidParameter(f"{field} must be an array of strings")
+    if len(tags) > limits.max_array_items:
+        raise InvalidParameter(f"{field} has {len(tags)} entries; too many")
+    for i, tag in enumerate(tags):
+        check_text(tag, f"{field}[{i}]", limits)
+    return list(tags)
 
 _TEXT_PART_TYPES = {"text", "input_text"}
 _OTHER_PART_TYPES = {"image_url", "file", "input_image", "input_file"}
@@ -25,12 +147,32 @@ _OTHER_PART_TYPES = {"image_url", "file", "input_image", "input_file"}
 def require_id(value: str | None, field: str, limits: LimitSettings) -> str:
     if value is None or not str(value).strip():
         raise MissingField(f"{field} is required and cannot be empty")
+    if not isinstance(value, str):
+        raise InvalidParameter(f"{field} must be a string")
+    check_text(value, field)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidParameter(f"{field} cannot contain control characters")
     if len(value) > limits.max_id_chars:
         cls = {"user_id": UserIdTooLong, "conversation_id": ConversationIdTooLong}.get(
             field, InvalidParameter
         )
         raise cls(f"{field} is longer than {limits.max_id_chars} characters")
     return value
+
+
+def check_id_list(values: Any, field: str, limits: LimitSettings) -> list[str]:
+    """Ids of things to act on (memory_ids): strings of 1 to ``max_id_chars``."""
+    if not isinstance(values, list | tuple) or not all(
+        isinstance(i, str) and 0 < len(i) <= limits.max_id_chars for i in values
+    ):
+        raise InvalidParameter(
+            f"{field} must be strings of 1 to {limits.max_id_chars} characters"
+        )
+    if len(values) > limits.max_array_items:
+        raise InvalidParameter(f"{field} has {len(values)} entries; too many")
+    for i, value in enumerate(values):
+        check_text(value, f"{field}[{i}]")
+    return list(values)
 
 
 def optional_id(value: str | None, field: str, limits: LimitSettings) -> str | None:
@@ -60,6 +202,7 @@ def check_relativity(value: float | None, default: float) -> float:
 def check_query(query: str | None, limits: LimitSettings) -> str:
     if query is None or not query.strip():
         raise MissingField("query is required and cannot be empty")
+    check_text(query, "query", limits)
     if count_tokens(query) > limits.max_query_tokens:
         raise InputTooLong(f"query exceeds {limits.max_query_tokens} tokens; shorten it")
     return query
@@ -98,6 +241,22 @@ def flatten_content(content: str | list[dict[str, Any]] | None) -> str:
     return "\n".join(t for t in texts if t)
 
 
+def _check_message_fields(msg: MessageInput, i: int, limits: LimitSettings) -> None:
+    """What a message stores besides its text: ids, its time, parts and tool calls."""
+    for name in ("message_id", "tool_call_id"):
+        value = getattr(msg, name)
+        if value is not None:
+            check_text(value, f"messages[{i}].{name}")
+            if len(value) > limits.max_id_chars:
+                raise InvalidParameter(
+                    f"messages[{i}].{name} is longer than {limits.max_id_chars} characters"
+                )
+    check_time(msg.chat_time, f"messages[{i}].chat_time")
+    if isinstance(msg.content, list):
+        check_free_json(msg.content, f"messages[{i}].content", limits, sized=False)
+    check_free_json(msg.tool_calls, f"messages[{i}].tool_calls", limits)
+
+
 def check_messages(messages: list[MessageInput] | None, limits: LimitSettings) -> list[str]:
     """Validate messages and return their flattened texts."""
     if messages is None:
@@ -125,9 +284,9 @@ def check_messages(messages: list[MessageInput] | None, limits: LimitSettings) -
                 raise InvalidParameter(
                     f"messages[{i}].tool_calls[].function.arguments must be a JSON string"
                 )
-        if msg.message_id is not None and len(msg.message_id) > limits.max_id_chars:
-            raise InvalidParameter(f"messages[{i}].message_id is longer than 100 characters")
+        _check_message_fields(msg, i, limits)
         text = flatten_content(msg.content)
+        check_text(text, f"messages[{i}].content", limits)
         if not text.strip() and not msg.tool_calls and role != Role.TOOL:
             raise MissingField(f"messages[{i}].content cannot be empty")
         total += count_tokens(text)
@@ -162,8 +321,8 @@ def check_extract_messages(messages: list[MessageInput] | None, limits: LimitSet
             raise InvalidParameter(f"messages[{i}].content must be a string")
         if not msg.content.strip():
             raise MissingField(f"messages[{i}].content cannot be empty")
-        if msg.message_id is not None and len(msg.message_id) > limits.max_id_chars:
-            raise InvalidParameter(f"messages[{i}].message_id is longer than 100 characters")
+        _check_message_fields(msg, i, limits)
+        check_text(msg.content, f"messages[{i}].content", limits)
         total += count_tokens(msg.content)
         if total > limits.max_extract_tokens:
             raise InputTooLong(

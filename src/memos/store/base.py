@@ -58,6 +58,23 @@ class Retirement:
 
 
 @dataclass
+class Ingest:
+    """One cube's share of an add: its messages, memories and vectors, and the task.
+
+    ``claim``: create the cube for ``scope.user_id`` inside the write transaction
+    if it does not exist, and refuse the whole batch (PermissionDenied) if another
+    user owns it, so a refused call leaves not even an empty cube behind.
+    """
+
+    scope: Scope
+    messages: Sequence[Message]
+    memories: Sequence[MemoryItem]
+    vectors: Vectors
+    task: tuple[str, str, str | None] | None = None
+    claim: bool = True
+
+
+@dataclass
 class ChangeSet:
     """Writes that must land together: new memories, revisions, retirements, links.
 
@@ -105,6 +122,10 @@ class MemoryStore(Protocol):
         """Store raw messages and their memories atomically (all or nothing)."""
         ...
 
+    def ingest_batch(self, batch: Sequence[Ingest]) -> None:
+        """Store several cubes' shares of one add in one transaction (all or nothing)."""
+        ...
+
     def update_memory(
         self,
         scope: Scope,
@@ -119,8 +140,18 @@ class MemoryStore(Protocol):
         """Move memories to a lifecycle state; returns how many changed."""
         ...
 
+    def set_status_batch(
+        self, batch: Sequence[tuple[Scope, Sequence[str]]], status: MemoryStatus
+    ) -> int:
+        """``set_status`` over several scopes in one transaction (all or nothing)."""
+        ...
+
     def delete_scope(self, scope: Scope) -> int:
         """Mark every live memory of the scope deleted; returns the count."""
+        ...
+
+    def delete_scopes(self, scopes: Sequence[Scope]) -> int:
+        """``delete_scope`` over several scopes in one transaction (all or nothing)."""
         ...
 
     def add_edges(self, scope: Scope, edges: Sequence[Edge]) -> None: ...

@@ -1,11 +1,21 @@
-"""Row <-> domain conversions shared by the store adapters (same column types in both)."""
+"""Row <-> domain conversions shared by the store adapters (same column types in both).
+
+Reading is forgiving where writing is strict: the service refuses bad values at
+write time, but a row written before that (or by hand) must not make a whole
+cube unreadable. A field that cannot be read back (a time outside what datetime
+holds, JSON that is invalid, holds NaN or nests too deep) is repaired to its
+empty value and logged, and the rest of the row is served.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import sqlite3
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from memos.domain.models import (
     ArchiveReason,
@@ -17,6 +27,12 @@ from memos.domain.models import (
     Role,
     Source,
 )
+
+logger = logging.getLogger(__name__)
+E = TypeVar("E", bound=StrEnum)
+
+# Nesting a stored JSON field may have and still render (write-time limits are lower).
+MAX_STORED_DEPTH = 32
 
 MEMORY_COLUMNS = (
     "id, cube_id, user_id, agent_id, app_id, conversation_id, memory_type, key, value, tags, "
@@ -45,6 +61,76 @@ def dt(value: float | None) -> datetime | None:
 
 def when(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
+
+
+def _repaired(row_id: Any, name: str, problem: str) -> None:
+    logger.warning("stored row %s: field %s unreadable (%s); served empty", row_id, name, problem)
+
+
+def _read_dt(value: float | None, row_id: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError, TypeError) as exc:
+        _repaired(row_id, name, str(exc))
+        return None
+
+
+def _read_when(value: float, row_id: Any, name: str) -> datetime:
+    return _read_dt(value, row_id, name) or datetime.fromtimestamp(0, UTC)
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_STORED_DEPTH:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return True
+    return False
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json(text: Any, empty: Any, row_id: Any, name: str, kind: type) -> Any:
+    """A stored JSON field, or ``empty`` (logged) when it cannot render back."""
+    if text is None or text == "":
+        return empty
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, TypeError, RecursionError) as exc:
+        _repaired(row_id, name, str(exc)[:100])
+        return empty
+    if not isinstance(value, kind) or _too_deep(value):
+        _repaired(row_id, name, "wrong type, non-finite number or nested too deep")
+        return empty
+    return value
+
+
+def _read_enum(kind: type[E], value: Any, fallback: E, row_id: Any, name: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        _repaired(row_id, name, f"unknown value {str(value)[:40]!r}")
+        return fallback
+
+
+def _read_sources(text: Any, row_id: Any) -> list[Source]:
+    out: list[Source] = []
+    for raw in read_json(text, [], row_id, "sources", list):
+        try:
+            out.append(Source.model_validate(raw))
+        except ValueError as exc:
+            _repaired(row_id, "sources[]", str(exc)[:100])
+    return out
 
 
 def memory_params(item: MemoryItem) -> tuple[Any, ...]:
@@ -83,23 +169,25 @@ def memory_from_row(row: sqlite3.Row | tuple[Any, ...]) -> MemoryItem:
         agent_id=row[3],
         app_id=row[4],
         conversation_id=row[5],
-        memory_type=MemoryType(row[6]),
+        memory_type=_read_enum(MemoryType, row[6], MemoryType.LONG_TERM, row[0], "memory_type"),
         key=row[7],
         value=row[8],
-        tags=json.loads(row[9]),
-        info=json.loads(row[10]),
-        status=MemoryStatus(row[11]),
+        tags=[t for t in read_json(row[9], [], row[0], "tags", list) if isinstance(t, str)],
+        info=read_json(row[10], {}, row[0], "info", dict),
+        status=_read_enum(MemoryStatus, row[11], MemoryStatus.ARCHIVED, row[0], "status"),
         confidence=row[12],
-        sources=[Source.model_validate(s) for s in json.loads(row[13])],
-        mode=MemoryMode(row[14]),
+        sources=_read_sources(row[13], row[0]),
+        mode=_read_enum(MemoryMode, row[14], MemoryMode.FAST, row[0], "mode"),
         version=row[15],
-        event_time=dt(row[16]),
-        create_time=when(row[17]),
-        update_time=when(row[18]),
+        event_time=_read_dt(row[16], row[0], "event_time"),
+        create_time=_read_when(row[17], row[0], "create_time"),
+        update_time=_read_when(row[18], row[0], "update_time"),
         context=row[19] or "",
-        archive_reason=None if row[20] is None else ArchiveReason(row[20]),
+        archive_reason=None
+        if row[20] is None
+        else _read_enum(ArchiveReason, row[20], ArchiveReason.SUPERSEDED, row[0], "reason"),
         superseded_by=row[21],
-        valid_to=dt(row[22]),
+        valid_to=_read_dt(row[22], row[0], "valid_to"),
     )
 
 
@@ -137,13 +225,13 @@ def message_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Message:
         conversation_id=row[4],
         agent_id=row[5],
         app_id=row[6],
-        role=Role(row[7]),
+        role=_read_enum(Role, row[7], Role.USER, row[0], "role"),
         content=row[8],
-        parts=json.loads(row[9]) if row[9] else None,
-        tool_calls=json.loads(row[10]) if row[10] else None,
+        parts=read_json(row[9], None, row[0], "parts", list),
+        tool_calls=read_json(row[10], None, row[0], "tool_calls", list),
         tool_call_id=row[11],
         chat_time=row[12],
-        event_time=dt(row[13]),
-        create_time=when(row[14]),
-        update_time=when(row[15]),
+        event_time=_read_dt(row[13], row[0], "event_time"),
+        create_time=_read_when(row[14], row[0], "create_time"),
+        update_time=_read_when(row[15], row[0], "update_time"),
     )

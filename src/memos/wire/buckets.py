@@ -21,6 +21,7 @@ from memos.domain.models import (
     MemoryItem,
     MemoryType,
     ScoredMemory,
+    cube_name,
 )
 from memos.reader.prompts import detect_language
 from memos.wire.render import fine_detail, iso, public_info, sources
@@ -130,7 +131,7 @@ def grouped(
             item, relativity = hit.memory, hit.relativity
         else:
             item, relativity = hit, None
-        groups.setdefault(item.cube_id, []).append(render(item, relativity))
+        groups.setdefault(cube_name(item.cube_id), []).append(render(item, relativity))
     return [{"cube_id": cube, "memories": items} for cube, items in groups.items()]
 
 

@@ -105,21 +105,21 @@ def add(svc: MemoryService, req: ProductAddRequest) -> list[dict[str, Any]]:
     if messages is None and req.memory_content:
         messages = [MessageInput(role="user", content=req.memory_content)]
     named = _cubes(req.writable_cube_ids, req.mem_cube_id)
-    cubes: list[str | None] = list(named) if named else [None]
+    cubes: list[str | None] = list(dict.fromkeys(named)) if named else [None]
+    results = svc.add_to_cubes(  # every cube checked first, all written in one transaction
+        user_id=req.user_id,
+        cube_ids=cubes,
+        messages=messages,
+        conversation_id=req.conversation_id or req.session_id,
+        agent_id=req.agent_id,
+        app_id=req.app_id,
+        tags=(req.tags or []) + (req.custom_tags or []),
+        info=req.info,
+        mode=req.mode,
+        async_mode=req.async_mode == "async",
+    )
     out: list[dict[str, Any]] = []
-    for cube in cubes:
-        result = svc.add(
-            user_id=req.user_id,
-            cube_id=cube,
-            messages=messages,
-            conversation_id=req.conversation_id or req.session_id,
-            agent_id=req.agent_id,
-            app_id=req.app_id,
-            tags=(req.tags or []) + (req.custom_tags or []),
-            info=req.info,
-            mode=req.mode,
-            async_mode=req.async_mode == "async",
-        )
+    for cube, result in zip(cubes, results, strict=True):
         for memory_id in result.memory_ids:
             out.append(
                 {
@@ -276,9 +276,6 @@ def delete(svc: MemoryService, req: ProductDeleteRequest) -> dict[str, Any]:
         deleted = svc.delete_memories(
             user_id=req.user_id, memory_ids=req.memory_ids, cube_ids=cubes
         )
-    else:
-        deleted = 0
-        targets: list[str | None] = list(cubes) if cubes else [None]
-        for cube in targets:
-            deleted += svc.delete_all(user_id=req.user_id, cube_id=cube)
+    else:  # every cube checked first, all deleted in one transaction
+        deleted = svc.delete_all(user_id=req.user_id, cube_ids=cubes)
     return {"success": True, "deleted_count": deleted}

@@ -194,6 +194,46 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    Migration(
+        "0004_owned_cube_keys",
+        # Named cubes move into their owner's namespace (domain.models.cube_key): the
+        # cube "carol" that bob created becomes "bob\x1fcarol", which gives the id
+        # "carol" back to the user carol's default cube.
+        up="""
+        UPDATE memories SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
+        WHERE c.cube_id = memories.cube_id AND c.cube_id != c.owner_id;
+        UPDATE memory_versions SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
+        WHERE c.cube_id = memory_versions.cube_id AND c.cube_id != c.owner_id;
+        UPDATE edges SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
+        WHERE c.cube_id = edges.cube_id AND c.cube_id != c.owner_id;
+        UPDATE messages SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
+        WHERE c.cube_id = messages.cube_id AND c.cube_id != c.owner_id;
+        UPDATE tasks SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
+        WHERE c.cube_id = tasks.cube_id AND c.cube_id != c.owner_id;
+        UPDATE cube_stats SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
+        WHERE c.cube_id = cube_stats.cube_id AND c.cube_id != c.owner_id;
+        UPDATE cubes SET cube_id = owner_id || chr(31) || cube_id WHERE cube_id != owner_id
+        """,
+        down="""
+        UPDATE memories SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
+        WHERE strpos(cube_id, chr(31)) > 0;
+        UPDATE memory_versions SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
+        WHERE strpos(cube_id, chr(31)) > 0;
+        UPDATE edges SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
+        WHERE strpos(cube_id, chr(31)) > 0;
+        UPDATE messages SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
+        WHERE strpos(cube_id, chr(31)) > 0;
+        UPDATE tasks SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
+        WHERE strpos(cube_id, chr(31)) > 0;
+        UPDATE cube_stats SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
+        WHERE strpos(cube_id, chr(31)) > 0;
+        UPDATE cubes SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
+        WHERE strpos(cube_id, chr(31)) > 0
+        """,
+    )
+)
+
 HEAD = MIGRATIONS[-1].name
 
 

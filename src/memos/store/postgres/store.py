@@ -37,11 +37,12 @@ from memos.domain.models import (
     Message,
     Page,
     Scope,
+    cube_name,
 )
 from memos.embedders.base import Vectors
 from memos.errors import MemoryNotFound, PermissionDenied
 from memos.store import rows
-from memos.store.base import ChangeSet, VectorHit
+from memos.store.base import ChangeSet, Ingest, VectorHit
 from memos.store.postgres import lexical, versions
 from memos.store.postgres.filters import compile_filter
 from memos.store.postgres.schema import ensure_vector_index, migrate
@@ -142,17 +143,22 @@ class PostgresStore:
         return None if row is None else str(row[0])
 
     def claim_cube(self, user_id: str, cube_id: str) -> None:
-        owner = self.cube_owner(cube_id)
-        if owner is None:
-            with self._tx("creating a cube") as conn:
-                conn.execute(
-                    "INSERT INTO cubes (cube_id, owner_id, create_time) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (cube_id) DO NOTHING",
-                    (cube_id, user_id, time.time()),
-                )
-            owner = self.cube_owner(cube_id)
-        if owner != user_id:
-            raise PermissionDenied(f"cube {cube_id!r} belongs to another user")
+        if self.cube_owner(cube_id) == user_id:
+            return
+        with self._tx("creating a cube") as conn:
+            self._claim(conn, user_id, cube_id)
+
+    @staticmethod
+    def _claim(conn: psycopg.Connection, user_id: str, cube_id: str) -> None:
+        """Create the cube for ``user_id`` or check it is theirs, inside the transaction."""
+        conn.execute(
+            "INSERT INTO cubes (cube_id, owner_id, create_time) VALUES (%s, %s, %s) "
+            "ON CONFLICT (cube_id) DO NOTHING",
+            (cube_id, user_id, time.time()),
+        )
+        row = conn.execute("SELECT owner_id FROM cubes WHERE cube_id = %s", (cube_id,)).fetchone()
+        if row is None or row[0] != user_id:
+            raise PermissionDenied(f"cube {cube_name(cube_id)!r} belongs to another user")
 
     def cubes(self) -> list[tuple[str, str]]:
         """Every (cube_id, owner_id), for export of everything."""
@@ -225,15 +231,27 @@ class PostgresStore:
         memories: Sequence[MemoryItem],
         vectors: Vectors,
     ) -> None:
-        if len(memories) != len(vectors):
-            raise ValueError("one vector per memory is required")
-        self._ensure_index(vectors)
+        self.ingest_batch([Ingest(scope, messages, memories, vectors, claim=False)])
+
+    def ingest_batch(self, batch: Sequence[Ingest]) -> None:
+        for part in batch:
+            if len(part.memories) != len(part.vectors):
+                raise ValueError("one vector per memory is required")
+            self._ensure_index(part.vectors)
+        now = time.time()
         with self._tx("adding messages and memories") as conn:
-            if messages:
-                with conn.cursor() as cur:
-                    cur.executemany(MSG_INSERT, [rows.message_params(m) for m in messages])
-            delta = self._insert_memories(conn, scope, memories, vectors)
-            self._bump(conn, scope.cube_id, delta)
+            for part in batch:
+                if part.claim:
+                    self._claim(conn, part.scope.user_id, part.scope.cube_id)
+                if part.messages:
+                    with conn.cursor() as cur:
+                        cur.executemany(
+                            MSG_INSERT, [rows.message_params(m) for m in part.messages]
+                        )
+                delta = self._insert_memories(conn, part.scope, part.memories, part.vectors)
+                if part.task is not None:
+                    self._put_task(conn, part.scope, *part.task, now=now)
+                self._bump(conn, part.scope.cube_id, delta)
 
     @staticmethod
     def _check_owned(scope: Scope, item: MemoryItem) -> None:
@@ -293,45 +311,57 @@ class PostgresStore:
         return new
 
     def set_status(self, scope: Scope, memory_ids: Sequence[str], status: MemoryStatus) -> int:
-        if not memory_ids:
+        return self.set_status_batch([(scope, memory_ids)], status)
+
+    def set_status_batch(
+        self, batch: Sequence[tuple[Scope, Sequence[str]]], status: MemoryStatus
+    ) -> int:
+        batch = [(scope, ids) for scope, ids in batch if ids]
+        if not batch:
             return 0
         now = time.time()
+        changed = 0
         with self._tx("changing memory status") as conn:
-            params: list[Any] = [list(memory_ids)]
-            found = conn.execute(
-                f"SELECT m.pk, m.lex_len, {MEM_SELECT} FROM memories m "
-                f"WHERE m.id = ANY(%s) AND {scope_sql(scope, params)} AND m.status != %s "
-                "ORDER BY m.pk FOR UPDATE",
-                [*params, str(status)],
-            ).fetchall()
-            delta = Delta()
-            for row in found:
-                old = rows.memory_from_row(row[2:])
-                versions.archive_version(conn, old)
-                if old.status == MemoryStatus.ACTIVATED:
-                    delta.live(int(row[1]), -1)
-                elif status == MemoryStatus.ACTIVATED:
-                    delta.live(int(row[1]))
-            if found:
-                conn.execute(
-                    "UPDATE memories SET status = %s, version = version + 1, update_time = %s "
-                    "WHERE pk = ANY(%s)",
-                    (str(status), now, [int(r[0]) for r in found]),
-                )
-            self._bump(conn, scope.cube_id, delta)
-        return len(found)
+            for scope, memory_ids in batch:
+                params: list[Any] = [list(memory_ids)]
+                found = conn.execute(
+                    f"SELECT m.pk, m.lex_len, {MEM_SELECT} FROM memories m "
+                    f"WHERE m.id = ANY(%s) AND {scope_sql(scope, params)} AND m.status != %s "
+                    "ORDER BY m.pk FOR UPDATE",
+                    [*params, str(status)],
+                ).fetchall()
+                delta = Delta()
+                for row in found:
+                    old = rows.memory_from_row(row[2:])
+                    versions.archive_version(conn, old)
+                    if old.status == MemoryStatus.ACTIVATED:
+                        delta.live(int(row[1]), -1)
+                    elif status == MemoryStatus.ACTIVATED:
+                        delta.live(int(row[1]))
+                if found:
+                    conn.execute(
+                        "UPDATE memories SET status = %s, version = version + 1, "
+                        "update_time = %s WHERE pk = ANY(%s)",
+                        (str(status), now, [int(r[0]) for r in found]),
+                    )
+                self._bump(conn, scope.cube_id, delta)
+                changed += len(found)
+        return changed
 
     def delete_scope(self, scope: Scope) -> int:
-        params: list[Any] = []
-        where = scope_sql(scope, params)
-        with self._read("listing memories to delete") as conn:
-            ids = [
-                str(r[0])
-                for r in conn.execute(
+        return self.delete_scopes([scope])
+
+    def delete_scopes(self, scopes: Sequence[Scope]) -> int:
+        batch: list[tuple[Scope, Sequence[str]]] = []
+        for scope in scopes:
+            params: list[Any] = []
+            where = scope_sql(scope, params)
+            with self._read("listing memories to delete") as conn:
+                found = conn.execute(
                     f"SELECT m.id FROM memories m WHERE {where} AND m.status = '{LIVE}'", params
                 ).fetchall()
-            ]
-        return self.set_status(scope, ids, MemoryStatus.DELETED)
+            batch.append((scope, [str(r[0]) for r in found]))
+        return self.set_status_batch(batch, MemoryStatus.DELETED)
 
     def add_edges(self, scope: Scope, edges: Sequence[Edge]) -> None:
         if not edges:
@@ -418,8 +448,8 @@ class PostgresStore:
                 version=r[1],
                 key=r[2],
                 value=r[3],
-                tags=json.loads(r[4]),
-                info=json.loads(r[5]),
+                tags=rows.read_json(r[4], [], r[0], "tags", list),
+                info=rows.read_json(r[5], {}, r[0], "info", dict),
                 status=MemoryStatus(r[6]),
                 update_time=rows.when(r[7]),
             )

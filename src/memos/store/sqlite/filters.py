@@ -9,6 +9,13 @@ from memos.domain.filters import TIME_FIELDS, Cond, Node
 _COMPARE = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
+def _json(alias: str, column: str, empty: str) -> str:
+    """A JSON column, or ``empty`` where the stored text is not valid JSON: a row
+    written before write-time validation (``NaN`` in ``info``) must not fail the
+    whole cube's filtered reads; it just matches nothing."""
+    return f"(CASE WHEN json_valid({alias}.{column}) THEN {alias}.{column} ELSE '{empty}' END)"
+
+
 def _info_path(name: str) -> str:
     key = name[5:].replace("\\", "\\\\").replace('"', '\\"')
     return f'$."{key}"'
@@ -19,17 +26,18 @@ def _value(value: Any) -> Any:
 
 
 def _cond(cond: Cond, alias: str, params: list[Any]) -> str:
+    tags, info = _json(alias, "tags", "[]"), _json(alias, "info", "{}")
     if cond.field == "tags":
         if cond.op == "in":
             params.extend(_value(v) for v in cond.value)
             marks = ", ".join("?" for _ in cond.value)
-            return f"EXISTS (SELECT 1 FROM json_each({alias}.tags) WHERE value IN ({marks}))"
+            return f"EXISTS (SELECT 1 FROM json_each({tags}) WHERE value IN ({marks}))"
         params.append(_value(cond.value))
-        exists = f"EXISTS (SELECT 1 FROM json_each({alias}.tags) WHERE value = ?)"
+        exists = f"EXISTS (SELECT 1 FROM json_each({tags}) WHERE value = ?)"
         return f"NOT {exists}" if cond.op == "ne" else exists
     if cond.field.startswith("info."):
         params.append(_info_path(cond.field))
-        column = f"json_extract({alias}.info, ?)"
+        column = f"json_extract({info}, ?)"
     else:
         # field names come from a fixed allow-list in memos.domain.filters
         column = f"{alias}.{cond.field}"
@@ -52,10 +60,11 @@ def compile_filter(node: Node, alias: str, params: list[Any]) -> str:
     if isinstance(node, Cond):
         if node.field.startswith("info.") and node.op == "ne":
             # the json path parameter is bound twice in the IS NULL/!= form
+            info = _json(alias, "info", "{}")
             params.append(_info_path(node.field))
             params.append(_info_path(node.field))
             params.append(_value(node.value))
-            col = f"json_extract({alias}.info, ?)"
+            col = f"json_extract({info}, ?)"
             return f"({col} IS NULL OR {col} != ?)"
         return _cond(node, alias, params)
     joiner = " AND " if node.kind == "and" else " OR "

@@ -167,6 +167,29 @@ def _cube_indexes(conn: sqlite3.Connection) -> None:
     )
 
 
+_CUBE_TABLES = (
+    "memories", "memory_vectors", "memory_versions", "edges", "messages", "tasks", "cube_state"
+)
+
+
+@migration("0006_owned_cube_keys")
+def _owned_cube_keys(conn: sqlite3.Connection) -> None:
+    """Named cubes move into their owner's namespace (``domain.models.cube_key``).
+
+    A cube named ``carol`` that bob created is stored as ``bob\x1fcarol`` from now
+    on, which gives the id ``carol`` back to the user carol's default cube.
+    """
+    moved = "SELECT cube_id FROM cubes WHERE cube_id != owner_id"
+    for table in _CUBE_TABLES:  # fixed names; every value is SQL, not input
+        conn.execute(
+            f"UPDATE {table} SET cube_id = (SELECT c.owner_id || char(31) || c.cube_id "
+            f"FROM cubes c WHERE c.cube_id = {table}.cube_id) WHERE cube_id IN ({moved})"
+        )
+    conn.execute(
+        "UPDATE cubes SET cube_id = owner_id || char(31) || cube_id WHERE cube_id != owner_id"
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would COMMIT the surrounding migration transaction.
     for statement in script.split(";"):

@@ -12,6 +12,7 @@ tenant predicate every query carries is ``sql.scope_sql``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -36,11 +37,12 @@ from memos.domain.models import (
     Message,
     Page,
     Scope,
+    cube_name,
 )
 from memos.embedders.base import Vectors
 from memos.errors import MemoryNotFound, PermissionDenied
 from memos.store import rows
-from memos.store.base import ChangeSet, VectorHit
+from memos.store.base import ChangeSet, Ingest, VectorHit
 from memos.store.records import Embed, Record, Records
 from memos.store.sqlite import loaders, versions
 from memos.store.sqlite.filters import compile_filter
@@ -87,8 +89,28 @@ class SQLiteStore:
         return conn
 
     @contextmanager
+    def _read(self, action: str) -> Iterator[None]:
+        """A read on this thread's reader; any failure discards that connection.
+
+        A read that fails while it iterates a cursor would leave its statement
+        open, and with it a WAL read snapshot: later reads on the connection
+        (ownership checks before writes included) would see old data. A fresh
+        connection after any failure guarantees every read sees the latest commit.
+        """
+        try:
+            with translate(action):
+                yield
+        except BaseException:
+            conn = getattr(self._local, "conn", None)
+            self._local.conn = None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            raise
+
+    @contextmanager
     def _tx(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._wlock, translate(action):
+        with self._wlock, translate(action):  # writer
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -108,7 +130,7 @@ class SQLiteStore:
 
     # ------------------------------------------------------------ meta / cubes
     def get_meta(self, key: str) -> str | None:
-        with translate("reading metadata"):
+        with self._read("reading metadata"):
             row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
@@ -121,7 +143,7 @@ class SQLiteStore:
             )
 
     def cube_owner(self, cube_id: str) -> str | None:
-        with translate("reading a cube"):
+        with self._read("reading a cube"):
             row = (
                 self._reader()
                 .execute("SELECT owner_id FROM cubes WHERE cube_id = ?", (cube_id,))
@@ -130,16 +152,21 @@ class SQLiteStore:
         return None if row is None else str(row[0])
 
     def claim_cube(self, user_id: str, cube_id: str) -> None:
-        owner = self.cube_owner(cube_id)
-        if owner is None:
-            with self._tx("creating a cube") as conn:
-                conn.execute(
-                    "INSERT OR IGNORE INTO cubes (cube_id, owner_id, create_time) VALUES (?, ?, ?)",
-                    (cube_id, user_id, time.time()),
-                )
-            owner = self.cube_owner(cube_id)
-        if owner != user_id:
-            raise PermissionDenied(f"cube {cube_id!r} belongs to another user")
+        if self.cube_owner(cube_id) == user_id:
+            return
+        with self._tx("creating a cube") as conn:
+            self._claim(conn, user_id, cube_id)
+
+    @staticmethod
+    def _claim(conn: sqlite3.Connection, user_id: str, cube_id: str) -> None:
+        """Create the cube for ``user_id`` or check it is theirs, inside the write lock."""
+        conn.execute(
+            "INSERT OR IGNORE INTO cubes (cube_id, owner_id, create_time) VALUES (?, ?, ?)",
+            (cube_id, user_id, time.time()),
+        )
+        row = conn.execute("SELECT owner_id FROM cubes WHERE cube_id = ?", (cube_id,)).fetchone()
+        if row is None or row[0] != user_id:
+            raise PermissionDenied(f"cube {cube_name(cube_id)!r} belongs to another user")
 
     # ------------------------------------------------------------------ writes
     def _bump(self, conn: sqlite3.Connection, cube_id: str) -> int:
@@ -176,34 +203,52 @@ class SQLiteStore:
         memories: Sequence[MemoryItem],
         vectors: Vectors,
     ) -> None:
-        if len(memories) != len(vectors):
-            raise ValueError("one vector per memory is required")
-        rowids: list[int] = []
+        self.ingest_batch([Ingest(scope, messages, memories, vectors, claim=False)])
+
+    def ingest_batch(self, batch: Sequence[Ingest]) -> None:
+        for part in batch:
+            if len(part.memories) != len(part.vectors):
+                raise ValueError("one vector per memory is required")
+        written: list[tuple[Ingest, list[int], int]] = []
+        now = time.time()
         with self._tx("adding messages and memories") as conn:
-            conn.executemany(
-                f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}) VALUES ({marks(16)})",
-                [rows.message_params(m) for m in messages],
-            )
-            for item, vec in zip(memories, vectors, strict=True):
-                self._check_owned(scope, item)
-                cur = conn.execute(
-                    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) "
-                    f"VALUES ({marks(rows.N_MEMORY_COLUMNS)})",
-                    rows.memory_params(item),
+            for part in batch:
+                scope = part.scope
+                if part.claim:
+                    self._claim(conn, scope.user_id, scope.cube_id)
+                conn.executemany(
+                    f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}) VALUES ({marks(16)})",
+                    [rows.message_params(m) for m in part.messages],
                 )
-                rowid = int(cur.lastrowid or 0)
-                rowids.append(rowid)
-                conn.execute(
-                    "INSERT INTO memory_vectors (rowid, cube_id, model, vec) VALUES (?, ?, ?, ?)",
-                    (rowid, scope.cube_id, self.embed_model, blob(vec)),
-                )
-            generation = self._bump(conn, scope.cube_id) if memories else -1
-        if memories:
-            vec_cache, lex_cache = self._after_write(scope.cube_id, generation)
+                rowids: list[int] = []
+                for item, vec in zip(part.memories, part.vectors, strict=True):
+                    self._check_owned(scope, item)
+                    cur = conn.execute(
+                        f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) "
+                        f"VALUES ({marks(rows.N_MEMORY_COLUMNS)})",
+                        rows.memory_params(item),
+                    )
+                    rowid = int(cur.lastrowid or 0)
+                    rowids.append(rowid)
+                    conn.execute(
+                        "INSERT INTO memory_vectors (rowid, cube_id, model, vec) "
+                        "VALUES (?, ?, ?, ?)",
+                        (rowid, scope.cube_id, self.embed_model, blob(vec)),
+                    )
+                if part.task is not None:
+                    self._put_task(conn, scope, *part.task, now=now)
+                generation = self._bump(conn, scope.cube_id) if part.memories else -1
+                written.append((part, rowids, generation))
+        for part, rowids, generation in written:
+            if not rowids:
+                continue
+            vec_cache, lex_cache = self._after_write(part.scope.cube_id, generation)
             if vec_cache is not None:
-                vec_cache.append(rowids, np.asarray(vectors, np.float32))
+                vec_cache.append(rowids, np.asarray(part.vectors, np.float32))
             if lex_cache is not None:
-                lex_cache.add(rowids, [lexical_text(m.key, m.value, m.context) for m in memories])
+                lex_cache.add(
+                    rowids, [lexical_text(m.key, m.value, m.context) for m in part.memories]
+                )
 
     @staticmethod
     def _check_owned(scope: Scope, item: MemoryItem) -> None:
@@ -272,28 +317,37 @@ class SQLiteStore:
         return new
 
     def set_status(self, scope: Scope, memory_ids: Sequence[str], status: MemoryStatus) -> int:
-        if not memory_ids:
+        return self.set_status_batch([(scope, memory_ids)], status)
+
+    def set_status_batch(
+        self, batch: Sequence[tuple[Scope, Sequence[str]]], status: MemoryStatus
+    ) -> int:
+        batch = [(scope, ids) for scope, ids in batch if ids]
+        if not batch:
             return 0
         now = time.time()
+        changed: list[tuple[Scope, list[int], int]] = []
         with self._tx("changing memory status") as conn:
-            params: list[Any] = list(memory_ids)
-            in_scope = scope_sql(scope, params, by_id=True)
-            found = conn.execute(
-                f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
-                f"WHERE m.id IN ({marks(len(memory_ids))}) AND {in_scope} "
-                "AND m.status != ?",
-                [*params, str(status)],
-            ).fetchall()
-            for row in found:
-                versions.archive_version(conn, rows.memory_from_row(row[1:]))
-            rowids = [int(r[0]) for r in found]
-            conn.executemany(
-                "UPDATE memories SET status = ?, version = version + 1, update_time = ? "
-                "WHERE rowid = ?",
-                [(str(status), now, r) for r in rowids],
-            )
-            generation = self._bump(conn, scope.cube_id) if rowids else -1
-        if rowids:
+            for scope, memory_ids in batch:
+                params: list[Any] = list(memory_ids)
+                in_scope = scope_sql(scope, params, by_id=True)
+                found = conn.execute(
+                    f"SELECT rowid, {rows.MEMORY_COLUMNS} FROM memories m "
+                    f"WHERE m.id IN ({marks(len(memory_ids))}) AND {in_scope} "
+                    "AND m.status != ?",
+                    [*params, str(status)],
+                ).fetchall()
+                for row in found:
+                    versions.archive_version(conn, rows.memory_from_row(row[1:]))
+                rowids = [int(r[0]) for r in found]
+                conn.executemany(
+                    "UPDATE memories SET status = ?, version = version + 1, update_time = ? "
+                    "WHERE rowid = ?",
+                    [(str(status), now, r) for r in rowids],
+                )
+                if rowids:
+                    changed.append((scope, rowids, self._bump(conn, scope.cube_id)))
+        for scope, rowids, generation in changed:
             vec_cache, lex_cache = self._after_write(scope.cube_id, generation)
             if status == MemoryStatus.ACTIVATED:
                 self._drop_cache(scope.cube_id)
@@ -301,19 +355,27 @@ class SQLiteStore:
                 for cache in (vec_cache, lex_cache):
                     if cache is not None:
                         cache.remove(rowids)
-        return len(rowids)
+        return sum(len(rowids) for _, rowids, _ in changed)
 
     def delete_scope(self, scope: Scope) -> int:
-        params: list[Any] = []
-        where = scope_sql(scope, params)
-        with translate("listing memories to delete"):
-            ids = [
-                str(r[0])
-                for r in self._reader().execute(
-                    f"SELECT m.id FROM memories m WHERE {where} AND m.status = ?", [*params, LIVE]
+        return self.delete_scopes([scope])
+
+    def delete_scopes(self, scopes: Sequence[Scope]) -> int:
+        batch: list[tuple[Scope, Sequence[str]]] = []
+        for scope in scopes:
+            params: list[Any] = []
+            where = scope_sql(scope, params)
+            with self._read("listing memories to delete"):
+                found = (
+                    self._reader()
+                    .execute(
+                        f"SELECT m.id FROM memories m WHERE {where} AND m.status = ?",
+                        [*params, LIVE],
+                    )
+                    .fetchall()
                 )
-            ]
-        return self.set_status(scope, ids, MemoryStatus.DELETED)
+            batch.append((scope, [str(r[0]) for r in found]))
+        return self.set_status_batch(batch, MemoryStatus.DELETED)
 
     def add_edges(self, scope: Scope, edges: Sequence[Edge]) -> None:
         if not edges:
@@ -335,7 +397,7 @@ class SQLiteStore:
         if not include_inactive:
             sql += " AND +m.status = ?"
             params.append(LIVE)
-        with translate("reading memories"):
+        with self._read("reading memories"):
             found = {
                 item.id: item
                 for item in map(rows.memory_from_row, self._reader().execute(sql, params))
@@ -348,7 +410,7 @@ class SQLiteStore:
         params.append(LIVE)
         if flt is not None:
             where += " AND " + compile_filter(flt, "m", params)
-        with translate("listing memories"):
+        with self._read("listing memories"):
             conn = self._reader()
             total = int(
                 conn.execute(f"SELECT count(*) FROM memories m WHERE {where}", params).fetchone()[0]
@@ -366,7 +428,7 @@ class SQLiteStore:
     def count_memories(self, scope: Scope) -> int:
         params: list[Any] = []
         where = scope_sql(scope, params)
-        with translate("counting memories"):
+        with self._read("counting memories"):
             row = (
                 self._reader()
                 .execute(
@@ -387,7 +449,7 @@ class SQLiteStore:
         where += " AND m.conversation_id IS ?"
         params.append(conversation_id)
         params.extend(message_ids)
-        with translate("checking message ids"):
+        with self._read("checking message ids"):
             found = (
                 self._reader()
                 .execute(
@@ -402,7 +464,7 @@ class SQLiteStore:
     def history(self, scope: Scope, memory_id: str) -> list[MemoryVersion]:
         if not self.get_memories(scope, [memory_id], include_inactive=True):
             raise MemoryNotFound(f"memory {memory_id!r} not found")
-        with translate("reading history"):
+        with self._read("reading history"):
             found = (
                 self._reader()
                 .execute(
@@ -418,8 +480,8 @@ class SQLiteStore:
                 version=r[1],
                 key=r[2],
                 value=r[3],
-                tags=json.loads(r[4]),
-                info=json.loads(r[5]),
+                tags=rows.read_json(r[4], [], r[0], "tags", list),
+                info=rows.read_json(r[5], {}, r[0], "info", dict),
                 status=MemoryStatus(r[6]),
                 update_time=rows.when(r[7]),
             )
@@ -427,7 +489,7 @@ class SQLiteStore:
         ]
 
     def edges(self, scope: Scope, memory_id: str) -> list[Edge]:
-        with translate("reading edges"):
+        with self._read("reading edges"):
             found = (
                 self._reader()
                 .execute(
@@ -450,7 +512,7 @@ class SQLiteStore:
         if conversation_id is not None:
             where += " AND m.conversation_id = ?"
             params.append(conversation_id)
-        with translate("reading messages"):
+        with self._read("reading messages"):
             found = (
                 self._reader()
                 .execute(
@@ -467,7 +529,7 @@ class SQLiteStore:
             return []
         params: list[Any] = list(ids)
         where = scope_sql(scope, params, by_id=True)
-        with translate("reading messages"):
+        with self._read("reading messages"):
             found = self._reader().execute(
                 f"SELECT {rows.MESSAGE_COLUMNS} FROM messages m "
                 f"WHERE m.id IN ({marks(len(ids))}) AND {where}",
@@ -541,7 +603,7 @@ class SQLiteStore:
     def vector_search(
         self, scope: Scope, query: Vectors, k: int, flt: Node | None
     ) -> list[VectorHit]:
-        with translate("searching vectors"):
+        with self._read("searching vectors"):
             cache = self._cube_vectors(scope.cube_id, int(query.shape[-1]))
             allowed = self._allowed_rowids(scope, flt)
             hits = cache.search(np.asarray(query, np.float32), k, allowed)
@@ -549,7 +611,7 @@ class SQLiteStore:
         return [VectorHit(names[r], s) for r, s in hits if r in names]
 
     def text_search(self, scope: Scope, query: str, k: int, flt: Node | None) -> list[VectorHit]:
-        with translate("searching text"):
+        with self._read("searching text"):
             lexicon = self._cube_lexicon(scope.cube_id)
             allowed = self._allowed_rowids(scope, flt)
             # long queries: the first 1,000 characters carry the keywords that matter
@@ -562,7 +624,7 @@ class SQLiteStore:
             return np.zeros((0, 0), np.float32)
         params: list[Any] = list(memory_ids)
         in_scope = scope_sql(scope, params, by_id=True)
-        with translate("reading vectors"):
+        with self._read("reading vectors"):
             found = (
                 self._reader()
                 .execute(
@@ -619,7 +681,7 @@ class SQLiteStore:
         )
 
     def get_task(self, task_id: str) -> tuple[str, str, str | None] | None:
-        with translate("reading a task"):
+        with self._read("reading a task"):
             row = (
                 self._reader()
                 .execute("SELECT cube_id, status, error FROM tasks WHERE task_id = ?", (task_id,))
@@ -703,7 +765,7 @@ class SQLiteStore:
         if end is not None:  # already true before it closes
             where += " AND coalesce(m.event_time, m.create_time) < ?"
             params.append(end.timestamp())
-        with translate("reading superseded memories"):
+        with self._read("reading superseded memories"):
             found = (
                 self._reader()
                 .execute(
