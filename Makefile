@@ -52,6 +52,12 @@ bench-scale-pg: $(VENV)/.installed-dev
 	$(BIN)/memos bench scale --store "$(PG_URL)" --sizes 100000,1000000 \
 	  --out bench/results/scale_pg.json
 
+# Three kill -9s during acknowledged adds, then a bounded 32-client mixed load on loopback
+# with a one-client baseline in the same run (~2.5 min on 2 cores); see docs/reliability.md.
+.PHONY: bench-reliability
+bench-reliability: $(VENV)/.installed
+	$(BIN)/python bench/reliability.py --out bench/results/reliability.json
+
 # llama.cpp's OpenAI-compatible server with the packaged SmolLM2 model, for trying
 # fine mode: MEMOS_LLM_BACKEND=openai MEMOS_LLM_BASE_URL=http://127.0.0.1:8081/v1 MEMOS_LLM_MODEL=smollm2
 LLM_PORT ?= 8081
