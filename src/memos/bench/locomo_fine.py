@@ -42,7 +42,7 @@ from memos.bench.local_llm import Usage, usage_of
 from memos.domain.models import MemoryItem, MemoryMode, MessageInput, Scope, ScoredMemory
 from memos.errors import MemosError
 from memos.llm.base import LLM, ChatMessage, JsonSchema
-from memos.reader.fine import BadOutput, load_json_object
+from memos.llm.jsonreply import BadOutput, read_object
 from memos.service import MemoryService
 from memos.settings import Settings, load_settings
 
@@ -118,7 +118,7 @@ def parse_verdict(reply: str) -> Label | None:
     upper-case label words in the text decide, as long as only one kind occurs.
     """
     try:
-        obj = load_json_object(reply)
+        obj = read_object(reply)
     except BadOutput:
         obj = {}
     label = obj.get("label")

@@ -18,8 +18,8 @@ from typing import Any, Literal
 from memos.domain.models import MemoryItem
 from memos.errors import MemosError
 from memos.llm.base import LLM, ChatMessage
+from memos.llm.jsonreply import BadOutput, read_object
 from memos.organize import prompts
-from memos.reader.fine import BadOutput, load_json_object
 from memos.reader.prompts import detect_language
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def parse_decisions(
     ``allowed[i-1]`` holds the ids new memory ``i`` may target: a decision that
     names another memory's neighbour is a model mix-up and becomes "add".
     """
-    obj = load_json_object(raw)
+    obj = read_object(raw)
     entries = obj.get("decisions")
     if not isinstance(entries, list):
         raise BadOutput('the JSON object has no "decisions" list')
@@ -136,7 +136,7 @@ def parse_decisions(
         if not isinstance(entry, dict):
             continue
         number = entry.get("new")
-        if isinstance(number, str) and number.strip().isdigit():
+        if isinstance(number, str) and number.strip().isdecimal():
             number = int(number.strip())
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= n_new:
             continue

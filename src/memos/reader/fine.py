@@ -3,11 +3,12 @@
 One call per window with one JSON schema (facts, preferences and, when the
 window has tool calls, tool memories). The schema goes to the backend as
 constrained output where it supports it; the reply is still parsed tolerantly
-(code fences stripped, the outermost JSON object taken, items missing a
-required field dropped). A reply that cannot be parsed gets exactly one repair
-round (the bad reply and the parse error are sent back); if that fails too,
-:class:`ExtractionError` carries the raw output and the reason, so callers keep
-the fast memories and record the failure instead of storing nothing silently.
+(:mod:`memos.llm.jsonreply` reads the JSON out of fences, prose and raw
+control characters; items missing a required field are dropped). A reply that
+cannot be parsed gets exactly one repair round (the bad reply and the parse
+error are sent back); if that fails too, :class:`ExtractionError` carries the
+raw output and the reason, so callers keep the fast memories and record the
+failure instead of storing nothing silently.
 
 Every memory names the window messages it came from in ``sources``; relative
 day words are resolved against the source message's ``chat_time``.
@@ -21,9 +22,7 @@ memories are returned; only when every window fails is that an error.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +42,7 @@ from memos.domain.models import (
 )
 from memos.errors import MemosError
 from memos.llm.base import LLM, ChatMessage, LLMError
+from memos.llm.jsonreply import BadOutput, read_object
 from memos.reader import prompts
 from memos.reader.fast import make_key, message_text
 from memos.reader.windows import (
@@ -88,10 +88,6 @@ class ExtractionError(MemosError):
         self.reason = reason
         self.raw = raw
         self.failures = list(failures)
-
-
-class BadOutput(ValueError):
-    """The model's reply is not a usable extraction; the message says why."""
 
 
 @dataclass
@@ -225,26 +221,7 @@ def extraction_schema(kinds: Collection[Kind] = ALL_KINDS) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------- parsing
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _LISTS = {"memory": "memories", "preference": "preferences", "tool": "tool_memories"}
-
-
-def load_json_object(raw: str) -> dict[str, Any]:
-    """The outermost JSON object in ``raw`` (code fences and chatter around it ignored)."""
-    text = raw.strip()
-    fenced = _FENCE.search(text)
-    if fenced:
-        text = fenced.group(1)
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end <= start:
-        raise BadOutput("the reply contains no complete JSON object")
-    try:
-        value = json.loads(text[start : end + 1])
-    except json.JSONDecodeError as exc:
-        raise BadOutput(f"invalid JSON ({exc.msg} at character {exc.pos})") from None
-    if not isinstance(value, dict):
-        raise BadOutput("the reply's JSON is not an object")
-    return value
 
 
 @dataclass
@@ -273,7 +250,7 @@ def _sources(value: Any, n: int) -> list[int]:
     for v in value:
         if isinstance(v, bool):
             continue
-        if isinstance(v, str) and v.strip().strip("[]").isdigit():
+        if isinstance(v, str) and v.strip().strip("[]").isdecimal():
             v = int(v.strip().strip("[]"))
         if isinstance(v, int) and 1 <= v <= n and v not in out:
             out.append(v)
@@ -367,7 +344,7 @@ def parse_extraction(
     A reply that is an object but names none of the requested lists is bad
     output (the model answered something else), not an empty extraction.
     """
-    obj = load_json_object(raw)
+    obj = read_object(raw)
     names = [_LISTS[k] for k in ALL_KINDS if k in kinds]
     if not any(name in obj for name in names):
         raise BadOutput(f"the JSON object has none of the keys {', '.join(sorted(names))}")

@@ -9,13 +9,12 @@ that can lose or duplicate a memory, or fail a search, would be worse than none.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from typing import Any
 
 from memos.errors import ProviderError
 from memos.llm.base import LLM, ChatMessage, JsonSchema
+from memos.llm.jsonreply import BadOutput, read_array, read_object
 from memos.rerank.base import RerankResult
 
 logger = logging.getLogger(__name__)
@@ -25,8 +24,6 @@ SYSTEM_PROMPT = (
     'Reply with JSON only, in the form {"ranking": [<document numbers>]}, '
     "most relevant first, listing every document number exactly once."
 )
-
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
 
 
 def ranking_schema(n_docs: int) -> JsonSchema:
@@ -61,9 +58,9 @@ def build_messages(query: str, documents: list[str], max_doc_chars: int) -> list
 def parse_ranking(reply: str, n_docs: int) -> list[int] | None:
     """A permutation of ``range(n_docs)`` from the reply, or None when nothing usable.
 
-    Accepts the schema's object, a bare list, code fences and prose around the
-    JSON; ints given as strings count. Invalid and repeated entries are skipped,
-    missing documents follow in input order.
+    Accepts the schema's object or a bare list, read by :mod:`memos.llm.jsonreply`
+    (code fences, prose around the JSON); ints given as strings count. Invalid
+    and repeated entries are skipped, missing documents follow in input order.
     """
     raw = _ranking_list(reply)
     if raw is None:
@@ -80,24 +77,15 @@ def parse_ranking(reply: str, n_docs: int) -> list[int] | None:
 
 
 def _ranking_list(reply: str) -> list[Any] | None:
-    text = _FENCE.sub("", reply.strip())
-    for candidate in (text, _outermost(text, "{", "}"), _outermost(text, "[", "]")):
-        if not candidate:
-            continue
+    # The schema's object first; a list under another key than "ranking" may be scores.
+    try:
+        value = read_object(reply).get("ranking")
+    except BadOutput:
         try:
-            value = json.loads(candidate)
-        except ValueError:
-            continue
-        # The first piece that parses decides: a list under another key may be scores.
-        if isinstance(value, dict):
-            value = value.get("ranking")
-        return value if isinstance(value, list) else None
-    return None
-
-
-def _outermost(text: str, open_: str, close: str) -> str | None:
-    start, end = text.find(open_), text.rfind(close)
-    return text[start : end + 1] if 0 <= start < end else None
+            value = read_array(reply)
+        except BadOutput:
+            return None
+    return value if isinstance(value, list) else None
 
 
 def _as_index(item: Any) -> int | None:
@@ -105,7 +93,7 @@ def _as_index(item: Any) -> int | None:
         return None
     if isinstance(item, int):
         return item
-    if isinstance(item, str) and item.strip().lstrip("[").rstrip("]").isdigit():
+    if isinstance(item, str) and item.strip().lstrip("[").rstrip("]").isdecimal():
         return int(item.strip().lstrip("[").rstrip("]"))
     return None
 
