@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from memos import __version__
-from memos.api import cloud, errors, product
+from memos.api import cloud, errors, openapi, product
 from memos.service import MemoryService
 from memos.settings import Settings, inherited_settings, load_settings
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, service: MemoryService | None =
     app.state.service = service
     app.state.settings = settings
     errors.install(app)
+    openapi.install(app)
     app.include_router(cloud.router)
     app.include_router(product.router)
 

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from memos import __version__
+from memos.api import schemas as s
 from memos.api.deps import product_ok, service
+from memos.api.openapi import GUARDED, product_doc, stream_doc
 from memos.service import MemoryService
 from memos.wire import product, scheduler
 
@@ -16,32 +18,34 @@ router = APIRouter(tags=["product"])
 Svc = Depends(service)
 
 
-@router.get("/health")
+@router.get("/health", responses=product_doc(s.HealthData))
 def health(svc: MemoryService = Svc) -> dict[str, Any]:
     return product_ok({"status": "ok", "version": __version__, "embedder": svc.embedder.name})
 
 
-@router.post("/product/add")
+@router.post("/product/add", responses=product_doc(s.ProductAddData, *GUARDED, 403, 501, 503))
 def add(req: product.ProductAddRequest, svc: MemoryService = Svc) -> dict[str, Any]:
     return product_ok(product.add(svc, req), "Memory created successfully")
 
 
-@router.post("/product/search")
+@router.post("/product/search", responses=product_doc(s.ProductSearchData, *GUARDED, 403, 503))
 def search(req: product.ProductSearchRequest, svc: MemoryService = Svc) -> dict[str, Any]:
     return product_ok(product.search(svc, req), "Search completed successfully")
 
 
-@router.post("/product/get_all")
+@router.post("/product/get_all", responses=product_doc(s.GetAllData, *GUARDED, 403, 503))
 def get_all(req: product.ProductGetAllRequest, svc: MemoryService = Svc) -> dict[str, Any]:
     return product_ok(product.get_all(svc, req), "Memories retrieved successfully")
 
 
-@router.post("/product/get_memory")
+@router.post("/product/get_memory", responses=product_doc(s.MemoryPageData, *GUARDED, 403, 503))
 def get_memory(req: product.ProductGetMemoryRequest, svc: MemoryService = Svc) -> dict[str, Any]:
     return product_ok(product.get_memory(svc, req), "Memories retrieved successfully")
 
 
-@router.get("/product/get_memory/{memory_id}")
+@router.get(
+    "/product/get_memory/{memory_id}", responses=product_doc(s.MemoryLists, 400, 403, 404, 503)
+)
 def get_memory_by_id(
     memory_id: str,
     user_id: str = Query(..., max_length=100, description="owner of the memory"),
@@ -50,7 +54,7 @@ def get_memory_by_id(
     return product_ok(product.get_memory_by_id(svc, user_id, memory_id), "Memory retrieved")
 
 
-@router.post("/product/delete_memory")
+@router.post("/product/delete_memory", responses=product_doc(s.DeleteData, *GUARDED, 403, 404, 503))
 def delete_memory(req: product.ProductDeleteRequest, svc: MemoryService = Svc) -> dict[str, Any]:
     return product_ok(product.delete(svc, req), "Memories deleted successfully")
 
@@ -62,7 +66,7 @@ Timeout = Query(120.0, description="give up after this many seconds (0 < t <= 36
 Poll = Query(0.5, description="seconds between polls of the queue (0.05..60)")
 
 
-@router.get("/product/scheduler/status")
+@router.get("/product/scheduler/status", responses=product_doc(s.TaskStatusData, 400, 404, 503))
 def scheduler_status(
     user_id: str | None = Query(None, description="owner of the task"),
     task_id: str | None = Query(None, description="the task_id an async add returned"),
@@ -71,12 +75,14 @@ def scheduler_status(
     return product_ok(scheduler.task_status(svc, user_id, task_id), "Task status retrieved")
 
 
-@router.get("/product/scheduler/allstatus")
+@router.get("/product/scheduler/allstatus", responses=product_doc(s.AllStatusData, 503))
 def scheduler_allstatus(svc: MemoryService = Svc) -> dict[str, Any]:
     return product_ok(scheduler.all_status(svc), "Scheduler status retrieved")
 
 
-@router.get("/product/scheduler/task_queue_status")
+@router.get(
+    "/product/scheduler/task_queue_status", responses=product_doc(s.QueueStatusData, 400, 503)
+)
 def scheduler_task_queue_status(
     user_id: str | None = Query(None, description="whose backlog"),
     svc: MemoryService = Svc,
@@ -84,7 +90,7 @@ def scheduler_task_queue_status(
     return product_ok(scheduler.queue_status(svc, user_id), "Task queue status retrieved")
 
 
-@router.post("/product/scheduler/wait")
+@router.post("/product/scheduler/wait", responses=product_doc(s.WaitData, *GUARDED, 503))
 async def scheduler_wait(
     user_name: str | None = UserName,
     timeout_seconds: float = Timeout,
@@ -97,7 +103,13 @@ async def scheduler_wait(
     return product_ok(data, message)
 
 
-@router.get("/product/scheduler/wait/stream")
+@router.get(
+    "/product/scheduler/wait/stream",
+    response_class=StreamingResponse,
+    responses=stream_doc(
+        {"progress": s.WaitProgress, "idle": s.WaitData, "timeout": s.WaitData}, 400
+    ),
+)
 async def scheduler_wait_stream(
     user_name: str | None = UserName,
     timeout_seconds: float = Timeout,
