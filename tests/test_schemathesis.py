@@ -1,7 +1,10 @@
-"""Fuzz every operation of the OpenAPI spec: no generated input may cause a 5xx.
+"""Fuzz every operation of the OpenAPI spec: no generated input may cause a 5xx,
+and every answer is one the document describes (status, content type, body
+schema, headers).
 
-One exception: this server has no LLM, so LLM-only features (``/extract/memory``,
-``mode: fine``) answer their documented 501 / 50002 "configure an LLM" error.
+One exception to "no 5xx": this server has no LLM, so LLM-only features
+(``/extract/memory``, ``mode: fine``) answer their documented 501 / 50002
+"configure an LLM" error.
 
 Runs in-process over ASGI against an app with a seeded store (hash embedder),
 with the example count capped so the whole file stays well under 3 minutes.
@@ -17,7 +20,13 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from memos.api import create_app
 from memos.domain.models import MessageInput
@@ -52,6 +61,12 @@ atexit.register(_cleanup)
 
 app = create_app(_SETTINGS, service=_SERVICE)
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+CONFORMANCE = [
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 
 
 @schema.parametrize()
@@ -70,8 +85,9 @@ def test_no_server_errors(case: schemathesis.Case) -> None:
         body = response.json()
         error_code = body["data"]["error_code"] if body["code"] == 501 else body["code"]
         assert error_code == 50002 and "MEMOS_LLM_BASE_URL" in body["message"], body
+        case.validate_response(response, checks=CONFORMANCE)
         return
-    case.validate_response(response, checks=[not_a_server_error])
+    case.validate_response(response, checks=[not_a_server_error, *CONFORMANCE])
 
 
 def test_spec_lists_both_dialects() -> None:
