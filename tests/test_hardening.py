@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ServerProcess
+from server_support import ServerProcess
 
 pytestmark = pytest.mark.timeout(180)
 

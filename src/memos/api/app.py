@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from memos import __version__
-from memos.api import cloud, errors, openapi, product
+from memos.api import cloud, errors, openapi, product, server
+from memos.api.limits import RequestGuard
 from memos.service import MemoryService
 from memos.settings import Settings, inherited_settings, load_settings
 
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None, service: MemoryService | None =
     app.state.settings = settings
     errors.install(app)
     openapi.install(app)
+    # outermost: the body cap, body timeout and JSON checks run before any route
+    app.add_middleware(RequestGuard, http=settings.http, limits=settings.limits)
     app.include_router(cloud.router)
     app.include_router(product.router)
 
@@ -69,6 +72,7 @@ def create_app_from_environment() -> FastAPI:
     its own service on them. Log lines carry the process id.
     """
     settings = inherited_settings()
+    server.configure(settings.http.header_timeout_s)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s",

@@ -50,7 +50,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = 40001 if exc.status_code == 404 else 40000
-        return envelope(request, exc.status_code, code, str(exc.detail))
+        response = envelope(request, exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # e.g. the Allow header a 405 must carry
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -58,9 +58,7 @@ def parse_json_body(body: bytes, limits: LimitSettings) -> Any:
             raise
         raise InvalidParameter("request body is not valid JSON") from None
     except RecursionError:
-        raise InvalidParameter(
-            f"body nests deeper than {limits.max_json_depth} levels"
-        ) from None
+        raise InvalidParameter(f"body nests deeper than {limits.max_json_depth} levels") from None
     check_payload(value, limits)
     return value
 
@@ -68,7 +66,7 @@ def parse_json_body(body: bytes, limits: LimitSettings) -> Any:
 def _is_json(scope: Scope) -> bool:
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
-            media = value.split(b";", 1)[0].strip().lower()
+            media = bytes(value).split(b";", 1)[0].strip().lower()
             return media == b"application/json" or media.endswith(b"+json")
     return True  # FastAPI reads a body without a content type as JSON too
 

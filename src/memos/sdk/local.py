@@ -13,6 +13,7 @@ from memos.embedders.base import Embedder
 from memos.errors import MemosError
 from memos.sdk.base import Endpoint, MemoryAPI
 from memos.service import MemoryService
+from memos.service.validation import check_payload
 from memos.settings import Settings, load_settings
 from memos.wire import cloud
 from memos.wire.errors import validation_error
@@ -60,6 +61,7 @@ class MemOS(MemoryAPI):
         if self._closed:
             raise MemosError("this MemOS instance is closed")
         model, handler = _ROUTES[endpoint]
+        check_payload(body, self.settings.limits)  # the same bounds as the HTTP guard
         try:
             request = model.model_validate(body)
         except ValidationError as exc:

@@ -240,7 +240,9 @@ class MemoryService:
             raise PermissionDenied(f"cube {scope.cube_name!r} belongs to another user")
         return scope
 
-    def readable_scopes(self, user_id: str | None, cube_ids: Sequence[str] | None) -> list[Scope]:
+    def readable_scopes(
+        self, user_id: str | None, cube_ids: Sequence[str | None] | None
+    ) -> list[Scope]:
         cubes: list[str | None] = [*dict.fromkeys(cube_ids or [])] or [None]
         return [self._scope(user_id, c) for c in cubes]
 
