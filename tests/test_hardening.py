@@ -429,3 +429,22 @@ def test_legacy_squatted_cube_moves_into_its_owners_namespace(tmp_path: Path) ->
         store.claim_cube("carol", "carol")  # carol's default cube is hers again
     finally:
         store.close()
+
+
+def test_anonymous_status_of_a_failed_task_never_shows_its_reason(restartable_server: Any) -> None:
+    from server_support import free_port
+
+    dead_llm = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: every fine pass fails
+    srv = restartable_server(env={"MEMOS_LLM_BACKEND": "openai", "MEMOS_LLM_BASE_URL": dead_llm,
+                                  "MEMOS_LLM_MODEL": "none", "MEMOS_QUEUE__WORKERS": "0"})
+    with srv.client() as c:
+        alice = uid("alice")
+        resp = add(c, alice, "my secret plan is to move to Oslo", mode="fine")
+        assert resp.status_code == 200, resp.text
+        task = resp.json()["data"]["task_id"]
+        own = c.post("/get/status", json={"task_id": task, "user_id": alice}).json()["data"]
+        assert own["status"] == "failed" and own["error"]
+        anonymous = c.post("/get/status", json={"task_id": task})
+        assert anonymous.json()["data"] == {"status": "failed"}
+        refused(c.post("/get/status", json={"task_id": task, "user_id": uid("eve")}),
+                status=404, code=50131)
