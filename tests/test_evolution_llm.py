@@ -1,10 +1,11 @@
 """Fine mode with evolution against real models: llama.cpp's server and in-process llama.cpp.
 
-SmolLM2-135M's memories and decisions are poor, so these tests assert what
-must hold whatever the model says: every call parses (schema-constrained
-output), every fine memory is either active or archived with a reason and a
-link to a memory that exists, nothing of the user's leaks to another user,
-and the in-process backend needs no server at all.
+SmolLM2-135M's memories and decisions are poor, and its greedy output differs
+between CPUs (AVX2, AVX-512), so these tests assert what must hold whatever the
+model says: every reply is parsed or refused with a recorded failure, every
+fine memory is either active or archived with a reason and a link to a memory
+that exists, nothing of the user's leaks to another user, and the in-process
+backend needs no server at all. See docs/llm_output.md.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from memos.domain.models import MemoryItem, MemoryMode, MemoryStatus, MessageInp
 from memos.llm import build_llm
 from memos.llm.base import LLM, ChatMessage, JsonSchema
 from memos.llm.openai_compat import OpenAIChatLLM
-from memos.organize import Neighbour, Organizer
+from memos.organize import Neighbour, OrganizeError, Organizer
 from memos.reader.fine import ExtractionError
 from memos.service import MemoryService
 from memos.settings import LLMSettings, Settings, load_settings
@@ -148,7 +149,12 @@ def test_fine_adds_with_evolution_against_the_llama_cpp_server(
 def test_evolution_decisions_from_the_llama_cpp_server(
     served: tuple[MemoryService, CountingLLM],
 ) -> None:
-    """The decision call itself: the reply parses into one valid decision per new memory."""
+    """The decision call itself: valid decisions, or a recorded failure after one repair.
+
+    Which of the two a 135M model gives depends on the CPU llama.cpp runs on
+    (greedy output differs between AVX2 and AVX-512), so both are accepted;
+    what is checked is that the reply is parsed, or refused with its raw output.
+    """
     svc, llm = served
     old = [
         MemoryItem(user_id="d", cube_id="d", value=v, mode=MemoryMode.FINE)
@@ -159,7 +165,13 @@ def test_evolution_decisions_from_the_llama_cpp_server(
         for v in ("The user moved to Shanghai.", "The user is a nurse at Acme hospital.")
     ]
     near = [[Neighbour(old[0], 0.7)], [Neighbour(old[1], 0.9), Neighbour(old[0], 0.3)]]
-    decisions = Organizer(llm).decide(new, near)
+    try:
+        decisions = Organizer(llm).decide(new, near)
+    except OrganizeError as exc:  # both replies unusable (e.g. cut off at MAX_TOKENS)
+        assert llm.decision_calls == 2  # exactly one repair
+        assert exc.code == 50143 and "after one repair retry" in exc.message
+        assert isinstance(exc.data, dict) and isinstance(exc.data["raw_output"], str)
+        return
     assert llm.decision_calls in (1, 2)  # one call, or one repair
     assert len(decisions) == 2
     for decision, candidates in zip(decisions, near, strict=True):
@@ -207,7 +219,8 @@ def test_the_local_backend_extracts_in_process(tmp_data_dir: Path) -> None:
                 extraction_types=["memory"],
             )
         except ExtractionError as exc:  # a reply cut off at max_tokens, reported with it
-            assert exc.raw and exc.code == 50143
+            assert exc.code == 50143 and exc.reason and "repair" in exc.reason
+            assert exc.data["raw_output"] == exc.raw[:2000]
         else:
             assert extraction.attempts in (1, 2)
             for item in extraction.items:
