@@ -104,8 +104,13 @@ def test_fine_add_with_broken_llm_output_keeps_fast_memories(
             )
         )
         assert added["status"] == "failed" and "repair" in added["error"]
-        status = data_of(c.post("/get/status", json={"task_id": added["task_id"]}))
+        status = data_of(
+            c.post("/get/status", json={"task_id": added["task_id"], "user_id": "bo"})
+        )
         assert status == {"status": "failed", "error": added["error"]}
+        # without user_id: the status, never the reason (it may quote the messages)
+        status = data_of(c.post("/get/status", json={"task_id": added["task_id"]}))
+        assert status == {"status": "failed"}
         memories = data_of(c.post("/get/memory", json={"user_id": "bo"}))["memory_detail_list"]
         assert len(memories) == len(MESSAGES)
         assert all("mode:fast" in m["tags"] and m["status"] == "activated" for m in memories)

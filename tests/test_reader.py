@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from memos.domain.models import MemoryMode, MemoryType, Message, Role, Scope
+from memos.errors import InvalidParameter
 from memos.reader.fast import FastReader
 from memos.text.timeparse import parse_chat_time
 from memos.text.tokens import count_tokens
@@ -178,17 +179,25 @@ def test_parsed_chat_time_becomes_the_memory_event_time(tmp_path: Any) -> None:
     svc = MemoryService.open(load_settings({"data_dir": tmp_path, "embedder": {"kind": "hash"}},
                                            environ={}))
     try:
+        # a time that names no instant is refused before anything is written (issue 14)
+        with pytest.raises(InvalidParameter, match=r"messages\[1\]\.chat_time"):
+            svc.add(user_id="u", conversation_id="c", messages=[
+                MessageInput(role="user", content="We met in Lisbon.",
+                             chat_time="1:56 pm on 8 May, 2023", message_id="m1"),
+                MessageInput(role="user", content="Unparsed time.", chat_time="sometime"),
+            ])
+        assert svc.list_memories(user_id="u").total == 0
         svc.add(user_id="u", conversation_id="c", messages=[
             MessageInput(role="user", content="We met in Lisbon.",
                          chat_time="1:56 pm on 8 May, 2023", message_id="m1"),
-            MessageInput(role="user", content="Unparsed time.", chat_time="sometime"),
+            MessageInput(role="user", content="No time given."),
         ])
         by_value = {m.value: m for m in svc.list_memories(user_id="u").items}
         assert by_value["We met in Lisbon."].event_time == datetime(2023, 5, 8, 13, 56,
                                                                      tzinfo=UTC)
         assert by_value["We met in Lisbon."].sources[0].chat_time == "1:56 pm on 8 May, 2023"
-        assert by_value["Unparsed time."].event_time is not None
+        assert by_value["No time given."].event_time is not None
         stored = svc.messages(user_id="u", conversation_id="c")
-        assert [m.chat_time for m in stored] == ["1:56 pm on 8 May, 2023", "sometime"]
+        assert [m.chat_time for m in stored] == ["1:56 pm on 8 May, 2023", None]
     finally:
         svc.close()

@@ -201,8 +201,12 @@ def attack(world: World, attacker: str, query: str, flt: Any) -> None:
         if what == "get message" and data is not None:
             contents = [m["content"] for m in data["message_detail_list"]]
             assert contents and all("vault code and bank PIN" in t for t in contents), contents
-        if what.startswith(("cloud delete", "product delete", "product add into")):
+        if what.startswith(("cloud delete", "product delete by", "product delete in")):
             assert resp.status_code != 200, f"{what} succeeded against the victim: {resp.text}"
+        if what in ("product add into victim cube", "product delete all of victim cube"):
+            # a cube name is per owner: these act on the attacker's own cube of that
+            # name (callers check the victim's state is unchanged)
+            assert resp.status_code in (200, 400, 404), f"{what}: {resp.text}"
 
 
 # ------------------------------------------------------------ strategies

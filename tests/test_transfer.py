@@ -35,6 +35,7 @@ from memos.domain.models import (
     MessageInput,
     Role,
     Scope,
+    cube_key,
 )
 from memos.embedders import build_embedder
 from memos.errors import InvalidParameter, PermissionDenied
@@ -80,7 +81,7 @@ def build_source(data_dir: Path) -> Source:
     """A cube with every kind of state: active, superseded, deleted, revised, used, linked."""
     tag = uuid.uuid4().hex[:8]
     alice, bob = f"alice-{tag}", f"bob-{tag}"
-    notes = f"{alice}/notes"
+    notes = cube_key(alice, "notes")  # the storage key of alice's cube "notes"
     svc = MemoryService.open(make_settings(data_dir))
     try:
         svc.add(user_id=alice, conversation_id="c1", agent_id="agent-1", tags=["life"],
@@ -95,7 +96,7 @@ def build_source(data_dir: Path) -> Source:
             MessageInput(role="user", content="The project deadline is next Friday."),
             MessageInput(role="user", content="Remind me to buy oolong tea."),
         ])
-        svc.add(user_id=alice, cube_id=notes, conversation_id="n1", messages=[
+        svc.add(user_id=alice, cube_id="notes", conversation_id="n1", messages=[
             MessageInput(role="user", content="Notes cube: green tea brewing at 80 degrees."),
         ])
         svc.add(user_id=bob, conversation_id="b1", messages=[
@@ -166,7 +167,7 @@ def search(store: MemoryStore, data_dir: Path, user: str) -> list[list[tuple[str
         for query in QUERIES:
             hits = svc.search(user_id=user, query=query, limit=10, relativity=0)
             out.append([(h.memory.id, round(h.relativity, 4)) for h in hits])
-        hits = svc.search(user_id=user, query="tea", cube_ids=[f"{user}/notes"], relativity=0)
+        hits = svc.search(user_id=user, query="tea", cube_ids=["notes"], relativity=0)
         out.append([(h.memory.id, round(h.relativity, 4)) for h in hits])
         return out
     finally:

@@ -752,13 +752,6 @@ class MemoryService:
 
     def task(self, task_id: str | None, user_id: str | None = None) -> TaskInfo:
         """A task's status and, when it failed, why."""
-        info = self._task(task_id, user_id)
-        # Without user_id the caller proves nothing but the (unguessable, UUID4) task
-        # id: they get the status, never the failure text, which may quote the
-        # owner's messages. docs/decisions.md says what remains until API keys.
-        return info if user_id is not None else TaskInfo(info.status)
-
-    def _task(self, task_id: str | None, user_id: str | None) -> TaskInfo:
         if not task_id:
             raise InvalidParameter("task_id is required")
         if not isinstance(task_id, str) or len(task_id) > self.limits.max_id_chars:
@@ -781,7 +774,7 @@ class MemoryService:
 
     def task_view(self, task_id: str | None, user_id: str | None = None) -> TaskView:
         """The task with its queue details (attempts, label, queue status)."""
-        self._task(task_id, user_id)  # existence and ownership
+        self.task(task_id, user_id)  # existence and ownership
         assert task_id is not None
         view = self.scheduler.view(task_id)
         assert view is not None

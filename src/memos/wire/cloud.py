@@ -248,7 +248,10 @@ def get_message(svc: MemoryService, req: GetMessageRequest) -> dict[str, Any]:
 def get_status(svc: MemoryService, req: GetStatusRequest) -> dict[str, Any]:
     task = svc.task(req.task_id, req.user_id)
     out: dict[str, Any] = {"status": task.status}
-    if task.error is not None:
+    # Without user_id the request proves nothing but the (unguessable, UUID4) task id:
+    # it gets the status, never the failure text, which may quote the owner's
+    # messages (docs/decisions.md says what remains until API keys).
+    if task.error is not None and req.user_id is not None:
         out["error"] = task.error
     return out
 
