@@ -33,6 +33,7 @@ import os
 import random
 import signal
 import sqlite3
+import subprocess
 import tempfile
 import threading
 import time
@@ -49,12 +50,41 @@ from mixed_load import REQUEST_TIMEOUT_S, ratios, run_load
 from memos.bench import ServerProcess, machine_info, rss_mb
 
 
-def loadavg() -> list[float] | None:
-    """The 1/5/15-minute load averages: other work on the machine skews the figures."""
+def cpu_ticks(server_pid: int) -> tuple[int, int, int] | None:
+    """(machine busy, machine total, this process + the server) CPU clock ticks, Linux only."""
     try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+        ours = 0
+        for pid in ("self", str(server_pid)):
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ours += int(stat[11]) + int(stat[12])  # utime + stime
+    except (OSError, ValueError, IndexError):
         return None
+    total = sum(fields)
+    return total - fields[3] - fields[4], total, ours  # idle and iowait are not busy
+
+
+def cpu_share(before: tuple[int, int, int] | None, after: tuple[int, int, int] | None
+              ) -> dict[str, float] | None:
+    """Of the machine's CPU time in a phase: what the bench + server used, what others did."""
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    busy, total, ours = (a - b for a, b in zip(after, before, strict=True))
+    return {"ours": round(ours / total, 3), "others": round(max(busy - ours, 0) / total, 3),
+            "idle": round(1 - busy / total, 3)}
+
+
+def source_version() -> dict[str, Any]:
+    """The commit measured, and whether the working tree differed from it."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD"),
+            "uncommitted_src_changes": bool(git("status", "--porcelain", "src"))}
 
 
 def cpu_model() -> str:
@@ -310,28 +340,31 @@ def run_crash(
 def run_mixed(work: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     with ServerProcess(work / "load-data", log_path=work / "load-server.log", env=env) as srv:
         rss_start = rss_mb(srv.pid)
-        load_before = loadavg()
         warm = run_load(srv.url, clients=4, requests_per_client=10, duration_s=30, tag="warm")
+        ticks = [cpu_ticks(srv.pid)]
         base = run_load(srv.url, clients=1, requests_per_client=args.baseline_requests,
                         duration_s=args.baseline_duration, seed=args.seed, tag="base")
         print(f"baseline: 1 client, {base['requests_completed']} requests, "
               f"p50 {base['overall'].get('p50_ms')} ms, {base['throughput_rps']} req/s",
               flush=True)
+        ticks.append(cpu_ticks(srv.pid))
         load = run_load(srv.url, clients=args.clients, requests_per_client=args.requests,
                         duration_s=args.duration, users_per_client=args.users_per_client,
                         seed=args.seed, tag="load")
         print(f"load: {args.clients} clients, {load['requests_completed']} requests, "
               f"p50 {load['overall'].get('p50_ms')} ms, p99 {load['overall'].get('p99_ms')} ms, "
               f"{load['throughput_rps']} req/s, 5xx {load['errors_5xx']}", flush=True)
+        ticks.append(cpu_ticks(srv.pid))
         rss_end = rss_mb(srv.pid)
-        load_after = loadavg()
     for phase in (base, load):
         phase.pop("written_per_user")
     return {
         "warmup_5xx": warm["errors_5xx"],
         "baseline": base, "concurrent": load, "ratios": ratios(load, base),
         "server_rss_mb": {"start": rss_start, "end": rss_end},
-        "loadavg": {"before": load_before, "after": load_after},
+        # CPU share of the machine: a loaded machine (other jobs) lowers the figures
+        "cpu_share": {"baseline": cpu_share(ticks[0], ticks[1]),
+                      "concurrent": cpu_share(ticks[1], ticks[2])},
     }
 
 
@@ -358,8 +391,9 @@ def main() -> int:
     result: dict[str, Any] = {
         "machine": {**machine_info(), "nproc": os.cpu_count(), "cpu_model": cpu_model()},
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "source": source_version(),
     }
-    result["machine"]["loadavg_at_start"] = loadavg()
+    result["machine"]["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="memos-reliability-") as tmp:
         work = Path(tmp)
