@@ -65,6 +65,34 @@ def test_migrations_go_up_down_and_up_again(empty_db: str) -> None:
         reopened.close()
 
 
+def test_owned_cube_keys_migration_moves_a_squatted_cube_and_back(empty_db: str) -> None:
+    """0004: bob's cube named after carol leaves carol's id for her default cube (issue 14)."""
+    names = [m.name for m in MIGRATIONS]
+    step = names.index("0004_owned_cube_keys")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        migrate(conn, names[step - 1])
+        conn.execute("INSERT INTO cubes (cube_id, owner_id, create_time) VALUES "
+                     "('carol', 'bob', 0), ('alice', 'alice', 0)")
+        conn.execute("INSERT INTO tasks (task_id, cube_id, status, error, create_time, "
+                     "update_time) VALUES ('t1', 'carol', 'completed', NULL, 0, 0)")
+        assert migrate(conn) == names[step:]
+        key = "bob\x1fcarol"
+        cubes = dict(conn.execute("SELECT cube_id, owner_id FROM cubes").fetchall())
+        assert cubes == {key: "bob", "alice": "alice"}  # default cubes stay as they are
+        assert conn.execute("SELECT cube_id FROM tasks WHERE task_id = 't1'").fetchone() == (key,)
+        migrate(conn, names[step - 1])  # and back down
+        cubes = dict(conn.execute("SELECT cube_id, owner_id FROM cubes").fetchall())
+        assert cubes == {"carol": "bob", "alice": "alice"}
+        migrate(conn)
+    store = PostgresStore(empty_db, embed_model="t")
+    try:
+        assert store.cube_owner("carol") is None and store.cube_owner(key) == "bob"
+        store.claim_cube("carol", "carol")  # carol's default cube is hers again
+        assert store.get_task("t1") == (key, "completed", None)
+    finally:
+        store.close()
+
+
 def test_servers_starting_together_migrate_once(empty_db: str) -> None:
     errors: list[BaseException] = []
     stores: list[PostgresStore] = []

@@ -194,43 +194,29 @@ MIGRATIONS.append(
     )
 )
 
+# Tables keyed by cube id (fixed names, formatted into the migration's SQL).
+_CUBE_TABLES = ("memories", "memory_versions", "edges", "messages", "tasks", "cube_stats")
+_TO_OWNED = (
+    "UPDATE {t} SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c "
+    "WHERE c.cube_id = {t}.cube_id AND c.cube_id != c.owner_id"
+)
+_FROM_OWNED = (
+    "UPDATE {t} SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1) "
+    "WHERE strpos(cube_id, chr(31)) > 0"
+)
+
 MIGRATIONS.append(
     Migration(
         "0004_owned_cube_keys",
         # Named cubes move into their owner's namespace (domain.models.cube_key): the
         # cube "carol" that bob created becomes "bob\x1fcarol", which gives the id
-        # "carol" back to the user carol's default cube.
-        up="""
-        UPDATE memories SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
-        WHERE c.cube_id = memories.cube_id AND c.cube_id != c.owner_id;
-        UPDATE memory_versions SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
-        WHERE c.cube_id = memory_versions.cube_id AND c.cube_id != c.owner_id;
-        UPDATE edges SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
-        WHERE c.cube_id = edges.cube_id AND c.cube_id != c.owner_id;
-        UPDATE messages SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
-        WHERE c.cube_id = messages.cube_id AND c.cube_id != c.owner_id;
-        UPDATE tasks SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
-        WHERE c.cube_id = tasks.cube_id AND c.cube_id != c.owner_id;
-        UPDATE cube_stats SET cube_id = c.owner_id || chr(31) || c.cube_id FROM cubes c
-        WHERE c.cube_id = cube_stats.cube_id AND c.cube_id != c.owner_id;
-        UPDATE cubes SET cube_id = owner_id || chr(31) || cube_id WHERE cube_id != owner_id
-        """,
-        down="""
-        UPDATE memories SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
-        WHERE strpos(cube_id, chr(31)) > 0;
-        UPDATE memory_versions SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
-        WHERE strpos(cube_id, chr(31)) > 0;
-        UPDATE edges SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
-        WHERE strpos(cube_id, chr(31)) > 0;
-        UPDATE messages SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
-        WHERE strpos(cube_id, chr(31)) > 0;
-        UPDATE tasks SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
-        WHERE strpos(cube_id, chr(31)) > 0;
-        UPDATE cube_stats SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
-        WHERE strpos(cube_id, chr(31)) > 0;
-        UPDATE cubes SET cube_id = substr(cube_id, strpos(cube_id, chr(31)) + 1)
-        WHERE strpos(cube_id, chr(31)) > 0
-        """,
+        # "carol" back to the user carol's default cube. The cubes table goes last.
+        up=";\n".join(
+            [*(_TO_OWNED.format(t=t) for t in _CUBE_TABLES),
+             "UPDATE cubes SET cube_id = owner_id || chr(31) || cube_id "
+             "WHERE cube_id != owner_id"]
+        ),
+        down=";\n".join(_FROM_OWNED.format(t=t) for t in (*_CUBE_TABLES, "cubes")),
     )
 )
 

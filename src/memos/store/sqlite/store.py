@@ -220,21 +220,10 @@ class SQLiteStore:
                     f"INSERT INTO messages ({rows.MESSAGE_COLUMNS}) VALUES ({marks(16)})",
                     [rows.message_params(m) for m in part.messages],
                 )
-                rowids: list[int] = []
-                for item, vec in zip(part.memories, part.vectors, strict=True):
-                    self._check_owned(scope, item)
-                    cur = conn.execute(
-                        f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) "
-                        f"VALUES ({marks(rows.N_MEMORY_COLUMNS)})",
-                        rows.memory_params(item),
-                    )
-                    rowid = int(cur.lastrowid or 0)
-                    rowids.append(rowid)
-                    conn.execute(
-                        "INSERT INTO memory_vectors (rowid, cube_id, model, vec) "
-                        "VALUES (?, ?, ?, ?)",
-                        (rowid, scope.cube_id, self.embed_model, blob(vec)),
-                    )
+                rowids = [
+                    self._insert_memory(conn, scope, item, vec)
+                    for item, vec in zip(part.memories, part.vectors, strict=True)
+                ]
                 if part.task is not None:
                     self._put_task(conn, scope, *part.task, now=now)
                 generation = self._bump(conn, scope.cube_id) if part.memories else -1
@@ -249,6 +238,23 @@ class SQLiteStore:
                 lex_cache.add(
                     rowids, [lexical_text(m.key, m.value, m.context) for m in part.memories]
                 )
+
+    def _insert_memory(
+        self, conn: sqlite3.Connection, scope: Scope, item: MemoryItem, vec: Any
+    ) -> int:
+        """One memory row and its vector, in the caller's transaction; returns the rowid."""
+        self._check_owned(scope, item)
+        cur = conn.execute(
+            f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) "
+            f"VALUES ({marks(rows.N_MEMORY_COLUMNS)})",
+            rows.memory_params(item),
+        )
+        rowid = int(cur.lastrowid or 0)
+        conn.execute(
+            "INSERT INTO memory_vectors (rowid, cube_id, model, vec) VALUES (?, ?, ?, ?)",
+            (rowid, scope.cube_id, self.embed_model, blob(vec)),
+        )
+        return rowid
 
     @staticmethod
     def _check_owned(scope: Scope, item: MemoryItem) -> None:
@@ -703,17 +709,7 @@ class SQLiteStore:
         retired: list[int] = []
         with self._tx("committing memory changes") as conn:
             for item, vec in zip(changes.add, changes.vectors, strict=True):
-                self._check_owned(scope, item)
-                cur = conn.execute(
-                    f"INSERT INTO memories ({rows.MEMORY_COLUMNS}) "
-                    f"VALUES ({marks(rows.N_MEMORY_COLUMNS)})",
-                    rows.memory_params(item),
-                )
-                rowid = int(cur.lastrowid or 0)
-                conn.execute(
-                    "INSERT INTO memory_vectors (rowid, cube_id, model, vec) VALUES (?, ?, ?, ?)",
-                    (rowid, scope.cube_id, self.embed_model, blob(vec)),
-                )
+                rowid = self._insert_memory(conn, scope, item, vec)
                 if item.status == MemoryStatus.ACTIVATED:
                     live_rows.append(rowid)
                     live_items.append(item)
