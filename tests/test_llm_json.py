@@ -140,3 +140,15 @@ def test_any_object_reads_back_through_prose_and_raw_strings(
     raw = strict.replace("\\n", "\n").replace("\\t", "\t")  # raw control characters
     if "\\\\" not in strict:  # an escaped backslash before n would change meaning
         assert read_object(before + raw + after) == value
+
+
+def test_lone_surrogates_a_model_writes_are_scrubbed_before_anything_stores_them() -> None:
+    """A stored memory must render: "\\ud800" in a reply becomes U+FFFD (issue 14)."""
+    from memos.llm.jsonreply import read_object
+
+    reply = '{"memories": [{"value": "bad \\ud800 here", "\\udfff": "\\ud83d\\ude00"}]}'
+    value = read_object(reply)
+    item = value["memories"][0]
+    assert item["value"] == "bad \ufffd here"
+    assert item == {"value": "bad \ufffd here", "\ufffd": "\U0001f600"}  # pairs are joined
+    json.dumps(value, ensure_ascii=False).encode("utf-8")  # renders

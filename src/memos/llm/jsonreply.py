@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+from memos.text.unicode import scrub_json
+
 _FENCE = "```"
 _OPEN, _CLOSE = "{[", "}]"
 _DECODER = json.JSONDecoder(strict=False)  # strict=False: raw control characters in strings
@@ -58,7 +60,7 @@ def _read(reply: str, kind: type[_T], name: str) -> _T:
             first_error = first_error or "the reply's JSON is nested too deeply"
             continue
         if isinstance(value, kind):
-            return value
+            return scrub_json(value)  # type: ignore[no-any-return]
         first_error = first_error or f"the reply's JSON is not an {name}"
     if cut_off:
         raise BadOutput(f"the reply contains no complete JSON {name} (its brackets never close)")

@@ -19,6 +19,7 @@ from typing import Any
 
 from memos.errors import ConfigError
 from memos.llm.base import ChatMessage, JsonSchema, LLMError
+from memos.text.unicode import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class LocalLLM:
         except (ValueError, RuntimeError) as exc:  # context overflow, grammar errors
             raise LLMError(f"local LLM {self.path.name} failed: {exc}") from exc
         content = out["choices"][0]["message"].get("content")
-        return content if isinstance(content, str) else ""
+        return scrub(content) if isinstance(content, str) else ""
 
     def close(self) -> None:
         with self._lock:

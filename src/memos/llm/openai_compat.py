@@ -19,6 +19,7 @@ import httpx
 
 from memos.errors import ConfigError
 from memos.llm.base import ChatMessage, JsonSchema, LLMError
+from memos.text.unicode import scrub
 
 logger = logging.getLogger(__name__)
 
@@ -125,4 +126,4 @@ def _content(url: str, response: httpx.Response) -> str:
         raise LLMError(f"LLM at {url} sent no chat completion: {response.text[:200]}") from exc
     if not isinstance(content, str):
         raise LLMError(f"LLM at {url} sent non-text content: {content!r:.200}")
-    return content
+    return scrub(content)
