@@ -82,13 +82,9 @@ class MemoryDetail(Out):
     relativity: float = absent(RELATIVITY)
 
 
-class PreferenceDetail(Out):
-    """A ``preference_detail_list`` entry (fine mode)."""
+class _FineDetail(Out):
+    """What preference and tool-memory entries share (``wire/render.py``)."""
 
-    id: str
-    preference_type: MemoryType = Field(description="explicit_preference or implicit_preference")
-    preference: str
-    reasoning: str
     create_time: str
     update_time: str
     conversation_id: str | None
@@ -99,7 +95,16 @@ class PreferenceDetail(Out):
     relativity: float = absent(RELATIVITY)
 
 
-class ToolMemoryDetail(Out):
+class PreferenceDetail(_FineDetail):
+    """A ``preference_detail_list`` entry (fine mode)."""
+
+    id: str
+    preference_type: MemoryType = Field(description="explicit_preference or implicit_preference")
+    preference: str
+    reasoning: str
+
+
+class ToolMemoryDetail(_FineDetail):
     """A ``tool_memory_detail_list`` entry (fine mode)."""
 
     id: str
@@ -107,14 +112,6 @@ class ToolMemoryDetail(Out):
     tool_value: str
     tool_used_status: list[ToolUse]
     experience: str
-    create_time: str
-    update_time: str
-    conversation_id: str | None
-    status: MemoryStatus
-    tags: list[str]
-    info: dict[str, Any]
-    sources: list[Source]
-    relativity: float = absent(RELATIVITY)
 
 
 class MessageDetail(Out):
