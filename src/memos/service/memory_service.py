@@ -247,9 +247,35 @@ class MemoryService:
         return [self._scope(user_id, c) for c in cubes]
 
     # ------------------------------------------------------------------- add
-    def add(self, *, cube_id: str | None = None, **kw: Any) -> AddResult:
+    def add(
+        self,
+        *,
+        user_id: str | None,
+        messages: list[MessageInput] | None,
+        conversation_id: str | None = None,
+        cube_id: str | None = None,
+        agent_id: str | None = None,
+        app_id: str | None = None,
+        tags: Sequence[str] | None = None,
+        info: dict[str, Any] | None = None,
+        require_conversation: bool = False,
+        mode: str | None = None,
+        async_mode: bool = False,
+    ) -> AddResult:
         """Store messages in one cube; see :meth:`add_to_cubes`."""
-        return self.add_to_cubes(cube_ids=[cube_id], **kw)[0]
+        return self.add_to_cubes(
+            user_id=user_id,
+            messages=messages,
+            cube_ids=[cube_id],
+            conversation_id=conversation_id,
+            agent_id=agent_id,
+            app_id=app_id,
+            tags=tags,
+            info=info,
+            require_conversation=require_conversation,
+            mode=mode,
+            async_mode=async_mode,
+        )[0]
 
     def add_to_cubes(
         self,
