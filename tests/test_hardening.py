@@ -448,3 +448,22 @@ def test_anonymous_status_of_a_failed_task_never_shows_its_reason(restartable_se
         assert anonymous.json()["data"] == {"status": "failed"}
         refused(c.post("/get/status", json={"task_id": task, "user_id": uid("eve")}),
                 status=404, code=50131)
+
+
+def test_the_in_process_sdk_applies_the_same_bounds(tmp_path: Path) -> None:
+    from memos.errors import InvalidParameter
+    from memos.sdk import MemOS
+    from memos.settings import load_settings
+
+    settings = load_settings({"data_dir": tmp_path, "embedder": {"kind": "hash"}}, environ={})
+    with MemOS(settings=settings) as mem:
+        msgs = [{"role": "user", "content": "hi"}]
+        for kwargs in ({"user_id": "a\ud800"}, {"user_id": "a", "info": {"n": float("nan")}},
+                       {"user_id": "a", "info": nested(40)},
+                       {"user_id": "a", "info": {"n": 2**70}}):
+            with pytest.raises(InvalidParameter):
+                mem.add_message(messages=msgs, conversation_id="c", **kwargs)
+        with pytest.raises(InvalidParameter, match="chat_time"):
+            mem.add_message(messages=[{**msgs[0], "chat_time": "9999-12-31T23:59:59-23:59"}],
+                            user_id="a", conversation_id="c")
+        assert mem.get_memory(user_id="a")["total"] == 0
