@@ -1,8 +1,11 @@
-"""MemoryService: add, extract, search, list, get, delete, messages and task status.
+"""MemoryService: add, search, list, get, delete and messages; the faces' one entry point.
 
 Every face calls these methods; they validate input, resolve the caller's
-scope (a user may only touch cubes they own) and drive the reader, embedder,
-store and searcher. Nothing here knows about HTTP or wire formats.
+scope (``access``: a user may only touch cubes they own) and drive the reader,
+embedder, store and searcher. Task status (``tasks``) and the stateless model
+endpoints (``models``: extract, rerank) live in their own modules; the
+methods here only hand those calls on. Nothing here knows about HTTP or wire
+formats.
 """
 
 from __future__ import annotations
@@ -24,10 +27,8 @@ from memos.domain.models import (
     Message,
     MessageInput,
     Page,
-    Role,
     Scope,
     ScoredMemory,
-    cube_key,
     new_id,
 )
 from memos.embedders import build_embedder
@@ -35,15 +36,12 @@ from memos.embedders.base import Embedder, Vectors
 from memos.errors import (
     ConfigError,
     EmptyField,
-    InputTooLong,
     InvalidParameter,
     LLMNotConfigured,
     MemoryNotFound,
     MemosError,
     MissingField,
     NotFound,
-    PermissionDenied,
-    TaskNotFound,
     UserNotFound,
 )
 from memos.llm import LLM, build_llm
@@ -51,19 +49,21 @@ from memos.organize import Organizer
 from memos.queue import QUEUE_FILE, TaskQueue
 from memos.queue.factory import open_queue
 from memos.reader.fast import FastReader
-from memos.reader.fine import Extraction, FineReader, Kind
-from memos.rerank import Reranker, RerankResult, build_reranker
+from memos.reader.fine import Extraction, FineReader
+from memos.rerank import Reranker, build_reranker
 from memos.rerank.cosine import CosineReranker
 from memos.search.hybrid import HybridSearcher
 from memos.service import validation as v
+from memos.service.access import Access
 from memos.service.background import BackgroundRunner
+from memos.service.messages import to_message
+from memos.service.models import ModelEndpoints, RerankOutcome
 from memos.service.refine import Refiner
 from memos.service.scheduler import Scheduler, TaskView
+from memos.service.tasks import TaskInfo, Tasks
 from memos.settings import Settings
 from memos.store.base import Ingest, MemoryStore
 from memos.store.factory import open_store, store_kind
-from memos.text.timeparse import parse_chat_time
-from memos.text.tokens import count_tokens
 from memos.working import Observed, WorkingConfig, WorkingKey, WorkingMemory
 
 logger = logging.getLogger(__name__)
@@ -80,19 +80,6 @@ class AddResult:
     message_ids: list[str] = field(default_factory=list)
     # Set when fine extraction failed: the fast memories stay, the task is "failed".
     error: str | None = None
-
-
-@dataclass
-class TaskInfo:
-    status: str
-    error: str | None = None
-
-
-@dataclass
-class RerankOutcome:
-    model: str
-    results: list[RerankResult]
-    prompt_tokens: int
 
 
 class MemoryService:
@@ -145,7 +132,11 @@ class MemoryService:
         # None: search keeps the searcher's order. /rerank then falls back to the
         # embedder's cosine so it answers with zero configuration.
         self.reranker = reranker
-        self._cosine_reranker = CosineReranker(embedder)
+        self.access = Access(store, settings.limits)
+        self.tasks = Tasks(store, self.scheduler, self.background, settings.limits)
+        self.models = ModelEndpoints(
+            settings.limits, self.fine_reader, reranker or CosineReranker(embedder)
+        )
         ws = settings.working
         self.working = (
             WorkingMemory(
@@ -220,31 +211,12 @@ class MemoryService:
         agent_id: str | None = None,
         app_id: str | None = None,
     ) -> Scope:
-        """The caller's scope: their default cube, or their cube named ``cube_id``.
-
-        Named cubes are keyed in their owner's namespace (``domain.models.cube_key``),
-        so another user's cube name reads as a cube of the caller's that does not
-        exist yet, never as theirs: no 403 oracle, no squatting. The owner check
-        stays as a guard for data written before that rule.
-        """
-        user = v.require_id(user_id, "user_id", self.limits)
-        name = v.optional_id(cube_id, "cube_id", self.limits)
-        scope = Scope(
-            user_id=user,
-            cube_id=cube_key(user, name),
-            agent_id=v.optional_id(agent_id, "agent_id", self.limits),
-            app_id=v.optional_id(app_id, "app_id", self.limits),
-        )
-        owner = self.store.cube_owner(scope.cube_id)
-        if owner is not None and owner != user:
-            raise PermissionDenied(f"cube {scope.cube_name!r} belongs to another user")
-        return scope
+        return self.access.scope(user_id, cube_id, agent_id=agent_id, app_id=app_id)
 
     def readable_scopes(
         self, user_id: str | None, cube_ids: Sequence[str | None] | None
     ) -> list[Scope]:
-        cubes: list[str | None] = [*dict.fromkeys(cube_ids or [])] or [None]
-        return [self._scope(user_id, c) for c in cubes]
+        return self.access.readable(user_id, cube_ids)
 
     # ------------------------------------------------------------------- add
     def add(
@@ -333,7 +305,7 @@ class MemoryService:
         embedded: dict[tuple[str, ...], Vectors] = {}
         for scope in scopes:
             stored = [
-                self._to_message(scope, conversation_id, msg, text)
+                to_message(scope, conversation_id, msg, text)
                 for msg, text in zip(messages, texts, strict=True)
             ]
             # A retried request (same client message_id in the same conversation) is a
@@ -398,17 +370,9 @@ class MemoryService:
 
     def wait_background(self, timeout: float | None = None, user_id: str | None = None) -> bool:
         """Block until queued fine passes (of ``user_id``, or everyone's) are done."""
-        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
-        while True:
-            counts = self.scheduler.counts(user_id)
-            open_tasks = sum(counts.get(k, 0) for k in ("queued", "running", "failed"))
-            if open_tasks == 0:
-                return self.background.wait(max(0.0, deadline - time.monotonic()))
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
+        return self.tasks.wait(timeout, user_id)
 
-    # --------------------------------------------------------------- extract
+    # ------------------------------------------------- model endpoints (stateless)
     def extract(
         self,
         *,
@@ -417,42 +381,15 @@ class MemoryService:
         user_id: str | None = None,
     ) -> Extraction:
         """Fine memories of ``messages``, written nowhere (``/extract/memory``)."""
-        texts = v.check_extract_messages(messages, self.limits)
-        kinds: list[Kind] = [
-            "memory" if t == "memory" else "preference"
-            for t in v.check_extraction_types(extraction_types)
-        ]
-        assert messages is not None
-        if self.fine_reader is None:
-            raise LLMNotConfigured("/extract/memory")
-        user = v.optional_id(user_id, "user_id", self.limits) or "extract"
-        scope = Scope.for_user(user)
-        window = [
-            self._to_message(scope, None, msg, text)
-            for msg, text in zip(messages, texts, strict=True)
-        ]
-        return self.fine_reader.read(scope, window, kinds=kinds)
-
-    @staticmethod
-    def _to_message(
-        scope: Scope, conversation_id: str | None, msg: MessageInput, text: str
-    ) -> Message:
-        chat_time = None if msg.chat_time is None else str(msg.chat_time)
-        return Message(
-            message_id=msg.message_id,
-            user_id=scope.user_id,
-            cube_id=scope.cube_id,
-            conversation_id=conversation_id,
-            agent_id=scope.agent_id,
-            app_id=scope.app_id,
-            role=Role(msg.role),
-            content=text,
-            parts=msg.content if isinstance(msg.content, list) else None,
-            tool_calls=msg.tool_calls,
-            tool_call_id=msg.tool_call_id,
-            chat_time=chat_time,
-            event_time=parse_chat_time(msg.chat_time),
+        return self.models.extract(
+            messages=messages, extraction_types=extraction_types, user_id=user_id
         )
+
+    def rerank(
+        self, *, query: str | None, documents: Sequence[str] | None, top_n: int | None = None
+    ) -> RerankOutcome:
+        """Order ``documents`` by relevance to ``query`` (the reranker, else cosine)."""
+        return self.models.rerank(query=query, documents=documents, top_n=top_n)
 
     # ---------------------------------------------------------------- search
     def search(
@@ -624,45 +561,6 @@ class MemoryService:
         )
         return [head[i] for i in order] + hits[len(head) :]
 
-    # ---------------------------------------------------------------- rerank
-    def rerank(
-        self, *, query: str | None, documents: Sequence[str] | None, top_n: int | None = None
-    ) -> RerankOutcome:
-        """Order ``documents`` by relevance to ``query`` (stateless; nothing is stored).
-
-        Uses the configured reranker, else the embedder's cosine. ``top_n`` above
-        the number of documents returns them all, as Cohere-style APIs do.
-        """
-        q = v.check_query(query, self.limits)
-        if documents is None:
-            raise MissingField("documents is required")
-        if not isinstance(documents, list | tuple) or not all(
-            isinstance(d, str) for d in documents
-        ):
-            raise InvalidParameter("documents must be an array of strings")
-        documents = list(documents)
-        for i, doc in enumerate(documents):
-            v.check_text(doc, f"documents[{i}]", self.limits)
-        if not documents:
-            raise EmptyField("documents cannot be empty")
-        cap = self.limits.max_rerank_documents
-        if len(documents) > cap:
-            raise InvalidParameter(f"documents has {len(documents)} entries; the maximum is {cap}")
-        doc_tokens = sum(count_tokens(d) for d in documents)
-        if doc_tokens > self.limits.max_rerank_tokens:
-            raise InputTooLong(
-                f"documents total about {doc_tokens} tokens; the maximum is "
-                f"{self.limits.max_rerank_tokens}"
-            )
-        if top_n is not None and (
-            isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1
-        ):
-            raise InvalidParameter("top_n must be a positive integer")
-        n = len(documents) if top_n is None else min(top_n, len(documents))
-        reranker = self.reranker or self._cosine_reranker
-        results = reranker.rerank(q, documents, n)[:n]
-        return RerankOutcome(reranker.name, results, count_tokens(q) + doc_tokens)
-
     # ------------------------------------------------------------------ reads
     def list_memories(
         self,
@@ -774,34 +672,12 @@ class MemoryService:
 
     # ------------------------------------------------------------------ tasks
     def task_status(self, task_id: str | None, user_id: str | None = None) -> str:
-        return self.task(task_id, user_id).status
+        return self.tasks.info(task_id, user_id).status
 
     def task(self, task_id: str | None, user_id: str | None = None) -> TaskInfo:
         """A task's status and, when it failed, why."""
-        if not task_id:
-            raise InvalidParameter("task_id is required")
-        if not isinstance(task_id, str) or len(task_id) > self.limits.max_id_chars:
-            raise InvalidParameter(f"task_id must be 1 to {self.limits.max_id_chars} characters")
-        v.check_text(task_id, "task_id")
-        if user_id is not None:
-            user_id = v.require_id(user_id, "user_id", self.limits)
-        found = self.store.get_task(task_id)
-        if found is None:
-            raise TaskNotFound(f"task {task_id!r} not found")
-        cube, status, error = found
-        if user_id is not None and self.store.cube_owner(cube) not in (None, user_id):
-            raise TaskNotFound(f"task {task_id!r} not found")
-        if status in ("completed", "failed"):  # the outcome is final; no need to ask the queue
-            return TaskInfo(status, error)
-        view = self.scheduler.view(task_id)
-        if view is not None:  # the queue knows retries and dead tasks
-            return TaskInfo(view.status, view.error)
-        return TaskInfo(status, error)
+        return self.tasks.info(task_id, user_id)
 
     def task_view(self, task_id: str | None, user_id: str | None = None) -> TaskView:
         """The task with its queue details (attempts, label, queue status)."""
-        self.task(task_id, user_id)  # existence and ownership
-        assert task_id is not None
-        view = self.scheduler.view(task_id)
-        assert view is not None
-        return view
+        return self.tasks.view(task_id, user_id)
