@@ -38,6 +38,7 @@ MAX_DEPTH = 8
 MAX_CONDITIONS = 64
 # An ``in`` list is bound as SQL parameters: SQLite allows 32,766 in one statement.
 MAX_IN_ITEMS = 1_000
+# What both stores bind as an integer (and service/validation accepts in any body).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 

@@ -15,6 +15,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from memos.domain.filters import INT64_MAX, INT64_MIN
 from memos.domain.models import MessageInput, Role
 from memos.errors import (
     ConversationIdTooLong,
@@ -29,8 +30,6 @@ from memos.errors import (
 from memos.settings import LimitSettings
 from memos.text.timeparse import MAX_YEAR, MIN_YEAR, parse_chat_time
 from memos.text.tokens import count_tokens
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _where(path: str) -> str:
@@ -149,14 +148,14 @@ def require_id(value: str | None, field: str, limits: LimitSettings) -> str:
         raise MissingField(f"{field} is required and cannot be empty")
     if not isinstance(value, str):
         raise InvalidParameter(f"{field} must be a string")
-    check_text(value, field)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise InvalidParameter(f"{field} cannot contain control characters")
     if len(value) > limits.max_id_chars:
         cls = {"user_id": UserIdTooLong, "conversation_id": ConversationIdTooLong}.get(
             field, InvalidParameter
         )
         raise cls(f"{field} is longer than {limits.max_id_chars} characters")
+    check_text(value, field)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidParameter(f"{field} cannot contain control characters")
     return value
 
 

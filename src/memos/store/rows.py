@@ -81,7 +81,11 @@ def _read_when(value: float, row_id: Any, name: str) -> datetime:
     return _read_dt(value, row_id, name) or datetime.fromtimestamp(0, UTC)
 
 
-def _too_deep(value: Any) -> bool:
+def _too_deep(text: str, value: Any) -> bool:
+    # Every read passes here: a text with few brackets cannot nest deep, so only
+    # the rare large one is walked.
+    if isinstance(text, str) and text.count("{") + text.count("[") <= MAX_STORED_DEPTH:
+        return False
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()
@@ -91,8 +95,6 @@ def _too_deep(value: Any) -> bool:
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
-        elif isinstance(item, float) and not math.isfinite(item):
-            return True
     return False
 
 
@@ -100,16 +102,23 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
 def read_json(text: Any, empty: Any, row_id: Any, name: str, kind: type) -> Any:
     """A stored JSON field, or ``empty`` (logged) when it cannot render back."""
     if text is None or text == "":
         return empty
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except (ValueError, TypeError, RecursionError) as exc:
         _repaired(row_id, name, str(exc)[:100])
         return empty
-    if not isinstance(value, kind) or _too_deep(value):
+    if not isinstance(value, kind) or _too_deep(text, value):
         _repaired(row_id, name, "wrong type, non-finite number or nested too deep")
         return empty
     return value
