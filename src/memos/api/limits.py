@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from memos.api.errors import envelope
 from memos.errors import InvalidParameter, MemosError, PayloadTooLarge, RequestTimeout
-from memos.service.validation import check_payload
+from memos.service.validation import check_payload, safe_field
 from memos.settings import HttpSettings, LimitSettings
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            safe = key.encode("utf-8", "backslashreplace").decode("utf-8")[:60]
-            raise InvalidParameter(f"the request body repeats the key {safe!r}")
+            raise InvalidParameter(f"the request body repeats the key {safe_field(key)!r}")
         out[key] = value
     return out
 

@@ -32,7 +32,7 @@ from memos.text.timeparse import MAX_YEAR, MIN_YEAR, parse_chat_time
 from memos.text.tokens import count_tokens
 
 
-def _where(path: str) -> str:
+def safe_field(path: str) -> str:
     """A field path safe to echo in an error (no lone surrogates, bounded length)."""
     safe = path.encode("utf-8", "backslashreplace").decode("utf-8")
     return safe if len(safe) <= 120 else safe[:117] + "..."
@@ -42,14 +42,15 @@ def check_text(value: str, field: str, limits: LimitSettings | None = None) -> s
     """A string every store, tokenizer and renderer can hold: valid Unicode, bounded."""
     if limits is not None and len(value) > limits.max_string_chars:
         raise InvalidParameter(
-            f"{_where(field)} is {len(value)} characters; the maximum is {limits.max_string_chars}"
+            f"{safe_field(field)} is {len(value)} characters; "
+            f"the maximum is {limits.max_string_chars}"
         )
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidParameter(
-                f"{_where(field)} is not valid Unicode (a lone surrogate such as \\ud800)"
+                f"{safe_field(field)} is not valid Unicode (a lone surrogate such as \\ud800)"
             ) from None
     return value
 
@@ -65,30 +66,30 @@ def check_payload(value: Any, limits: LimitSettings, root: str = "body") -> None
             check_text(item, path, limits)
         elif isinstance(item, int):
             if not INT64_MIN <= item <= INT64_MAX:
-                raise InvalidParameter(f"{_where(path)} is an integer beyond 64 bits")
+                raise InvalidParameter(f"{safe_field(path)} is an integer beyond 64 bits")
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise InvalidParameter(f"{_where(path)} must be a finite number")
+                raise InvalidParameter(f"{safe_field(path)} must be a finite number")
         elif isinstance(item, dict | list | tuple):
             if depth >= limits.max_json_depth:
                 raise InvalidParameter(
-                    f"{_where(path)} nests deeper than {limits.max_json_depth} levels"
+                    f"{safe_field(path)} nests deeper than {limits.max_json_depth} levels"
                 )
             if len(item) > limits.max_array_items:
                 raise InvalidParameter(
-                    f"{_where(path)} has {len(item)} entries; the maximum is "
+                    f"{safe_field(path)} has {len(item)} entries; the maximum is "
                     f"{limits.max_array_items}"
                 )
             if isinstance(item, dict):
                 for key, child in item.items():
                     if not isinstance(key, str):
-                        raise InvalidParameter(f"{_where(path)} has a key that is not a string")
+                        raise InvalidParameter(f"{safe_field(path)} has a key that is not a string")
                     check_text(key, f"{path} key", limits)
                     stack.append((child, f"{path}.{key}", depth + 1))
             else:
                 stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
         else:
-            raise InvalidParameter(f"{_where(path)} is not a JSON value")
+            raise InvalidParameter(f"{safe_field(path)} is not a JSON value")
 
 
 def check_free_json(value: Any, field: str, limits: LimitSettings, *, sized: bool = True) -> None:
@@ -102,10 +103,10 @@ def check_free_json(value: Any, field: str, limits: LimitSettings, *, sized: boo
     try:
         size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
     except (TypeError, ValueError):
-        raise InvalidParameter(f"{_where(field)} must be plain JSON") from None
+        raise InvalidParameter(f"{safe_field(field)} must be plain JSON") from None
     if sized and size > limits.max_info_bytes:
         raise InvalidParameter(
-            f"{_where(field)} is {size} bytes as JSON; the maximum is {limits.max_info_bytes}"
+            f"{safe_field(field)} is {size} bytes as JSON; the maximum is {limits.max_info_bytes}"
         )
 
 
@@ -114,7 +115,7 @@ def check_time(value: str | int | float | None, field: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidParameter(f"{_where(field)} must be a time string or an epoch number")
+        raise InvalidParameter(f"{safe_field(field)} must be a time string or an epoch number")
     if isinstance(value, str):
         check_text(value, field)
         if not value.strip():
@@ -122,7 +123,7 @@ def check_time(value: str | int | float | None, field: str) -> datetime | None:
     parsed = parse_chat_time(value)
     if parsed is None:
         raise InvalidParameter(
-            f"{_where(field)} {str(value)[:40]!r} is not a time from {MIN_YEAR} to {MAX_YEAR}: "
+            f"{safe_field(field)} {str(value)[:40]!r} is not a time from {MIN_YEAR} to {MAX_YEAR}: "
             "use 'YYYY-MM-DD HH:MM:SS', ISO 8601 or epoch seconds"
         )
     return parsed
