@@ -48,10 +48,14 @@ def _no_constant(name: str) -> Any:
     raise InvalidParameter(f"{name} is not a JSON number; send a finite number")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+
+
 def parse_json_body(body: bytes, limits: LimitSettings) -> Any:
     """Parse a request body strictly and check it (InvalidParameter on any problem)."""
     try:
-        value = json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        # decoded as json.loads decodes bytes (UTF-8/16/32, BOM), then one shared decoder
+        value = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, MemosError):
             raise
